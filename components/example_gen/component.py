@@ -1,0 +1,68 @@
+"""EventsExampleGen: joins behaviour events with item text and each event's user history, then splits.
+
+It is a FileBasedExampleGen (so the driver fingerprints the input files and reruns when they change) whose
+executor reads both CSV files of `input_base` and whose extra parameters are typed and recorded in ML Metadata.
+"""
+
+from __future__ import annotations
+
+from tfx.components.example_gen import driver
+from tfx.components.example_gen import utils as example_gen_utils
+from tfx.dsl.components.base import base_beam_component, executor_spec
+from tfx.proto import example_gen_pb2
+from tfx.types import channel, standard_artifacts, standard_component_specs
+from tfx.types.component_spec import ExecutionParameter
+
+from components.example_gen import executor
+
+class EventsExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
+    PARAMETERS = {
+        **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
+        executor.HISTORY_LENGTH_KEY: ExecutionParameter(type=int),
+        executor.SPLIT_KEY: ExecutionParameter(type=str),
+        executor.EVAL_FRACTION_KEY: ExecutionParameter(type=float),
+        executor.SEED_KEY: ExecutionParameter(type=int),
+    }
+
+
+class EventsExampleGen(base_beam_component.BaseBeamComponent):
+    """Reads `events.csv` and `items.csv` from `input_base` and writes train/eval tf.Examples.
+
+    Args:
+        input_base: str. Directory holding events.csv and items.csv (the CSV contract of the README).
+        history_length: int. Number of the user's previous item ids attached to each event.
+        split: str. "time" puts each user's latest events into eval; "random" draws eval events at random.
+        eval_fraction: float. Share of each user's events (time) or of all events (random) that go to eval.
+        seed: int. Seed of the random split.
+    """
+
+    SPEC_CLASS = EventsExampleGenSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+    DRIVER_CLASS = driver.FileBasedDriver
+
+    def __init__(self, input_base: str, history_length: int = 20, split: str = "time",
+                 eval_fraction: float = 0.2, seed: int = 42):
+        if split not in executor.SPLIT_MODES:
+            raise ValueError(f"`split` should be one of {executor.SPLIT_MODES}. Received: `split` = {split!r}")
+        if not 0.0 < eval_fraction < 1.0:
+            raise ValueError(f"`eval_fraction` should be in (0, 1). Received: `eval_fraction` = {eval_fraction}")
+        input_config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern="*.csv")])
+        # The split is made by the executor (per user, by time, or seeded); these names fix the output splits.
+        output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
+            example_gen_pb2.SplitConfig.Split(name=executor.TRAIN, hash_buckets=1),
+            example_gen_pb2.SplitConfig.Split(name=executor.EVAL, hash_buckets=1),
+        ]))
+        example_gen_utils.generate_output_split_names(input_config, output_config)
+        spec = EventsExampleGenSpec(
+            input_base=input_base,
+            input_config=input_config,
+            output_config=output_config,
+            output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
+            output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+            history_length=history_length,
+            split=split,
+            eval_fraction=eval_fraction,
+            seed=seed,
+            examples=channel.Channel(type=standard_artifacts.Examples),
+        )
+        super().__init__(spec=spec)

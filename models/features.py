@@ -1,0 +1,57 @@
+"""The one place that names every feature: raw columns, labels, transformed keys and model inputs.
+
+Transform, Trainer, export, evaluation and serving import these names; no other module spells one.
+"""
+
+from __future__ import annotations
+
+# === Raw input columns (the CSV contract) ===
+USER_ID = "user_id"
+ITEM_ID = "item_id"
+TIMESTAMP = "timestamp"
+CLICKED = "clicked"
+RATING = "rating"
+TITLE = "title"
+DESCRIPTION = "description"
+CATEGORIES = "categories"
+
+EVENT_COLUMNS = (USER_ID, ITEM_ID, TIMESTAMP, CLICKED, RATING)
+ITEM_COLUMNS = (ITEM_ID, TITLE, DESCRIPTION, CATEGORIES)
+REQUIRED_EVENT_COLUMNS = EVENT_COLUMNS
+REQUIRED_ITEM_COLUMNS = (ITEM_ID, TITLE)
+CATEGORY_SEPARATOR = "|"
+
+# === Added by ExampleGen ===
+HISTORY = "history"  # the user's previous item ids, most recent first, strictly before the event's timestamp
+
+# === Tasks: name -> label column ===
+RETRIEVAL_TASK = "retrieval"
+CLICK_TASK = "click"
+RATING_TASK = "rating"
+LABEL_KEYS = {CLICK_TASK: CLICKED, RATING_TASK: RATING}
+
+# === Transformed features (model inputs) ===
+USER_INDEX = "user_index"
+ITEM_INDEX = "item_index"
+HISTORY_INDICES = "history_indices"  # 0 = padding, so the model can mask it
+CATEGORY_INDICES = "category_indices"  # 0 = padding
+TEXT_TOKEN_IDS = "text_token_ids"
+TEXT_PADDING_MASK = "text_padding_mask"
+USER_FEATURES = (USER_INDEX, HISTORY_INDICES)
+ITEM_FEATURES = (ITEM_INDEX, CATEGORY_INDICES, TEXT_TOKEN_IDS, TEXT_PADDING_MASK)
+
+# === Vocabularies written by Transform ===
+USER_VOCABULARY = "user_id_vocabulary"
+ITEM_VOCABULARY = "item_id_vocabulary"
+CATEGORY_VOCABULARY = "category_vocabulary"
+
+# === Model outputs (also the TFMA output names) ===
+USER_EMBEDDING = "user_embedding"
+ITEM_EMBEDDING = "item_embedding"
+CLICK_PROBABILITY = CLICK_TASK
+RATING_PREDICTION = RATING_TASK
+
+
+def transformed_label(task: str) -> str:
+    """Key of a task's label after Transform."""
+    return f"{task}_label"

@@ -1,0 +1,90 @@
+"""Transform's preprocessing_fn: id vocabularies with OOV buckets, in-graph WordPiece tokenization, labels.
+
+Everything here becomes the Transform graph that the exported model carries, so training and serving see the
+same features. The tokenizer uses only the classic TF Text ops (case folding, NFD normalisation, regex split,
+WordPiece) that TF Serving's bundled TF Text registers; the vocabulary is a constant in the graph.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+import tensorflow_text as tf_text
+import tensorflow_transform as tft
+
+from models import features, text_encoder
+
+OOV_BUCKETS = 1
+# Index 0 is reserved for padding in item and category index spaces, so the model can mask it.
+PADDING_INDEX = 0
+CLS, SEP, PAD, UNK = "[CLS]", "[SEP]", "[PAD]", "[UNK]"
+
+
+def make_tokenizer(vocabulary: list[str]) -> tf_text.BertTokenizer:
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            keys=tf.constant(vocabulary), values=tf.range(len(vocabulary), dtype=tf.int64)),
+        default_value=-1)
+    return tf_text.BertTokenizer(table, token_out_type=tf.int64, lower_case=True, unknown_token=UNK)
+
+
+def tokenize(text: tf.Tensor, vocabulary: list[str], max_length: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """[CLS] wordpieces [SEP], truncated and padded to `max_length`; returns (token_ids, padding_mask)."""
+    tokens = make_tokenizer(vocabulary).tokenize(text).merge_dims(-2, -1)[:, : max_length - 2]
+    batch = tf.shape(text, out_type=tf.int64)[:1]
+    cls = tf.fill(tf.concat([batch, [1]], 0), tf.constant(vocabulary.index(CLS), tf.int64))
+    sep = tf.fill(tf.concat([batch, [1]], 0), tf.constant(vocabulary.index(SEP), tf.int64))
+    sequence = tf.concat([cls, tokens, sep], axis=1)
+    token_ids = sequence.to_tensor(default_value=vocabulary.index(PAD), shape=[None, max_length])
+    padding_mask = tf.cast(tf.sequence_mask(sequence.row_lengths(), max_length), tf.int64)
+    return token_ids, padding_mask
+
+
+def _dense_indices(sparse: tf.SparseTensor, width: int) -> tf.Tensor:
+    """A (batch, width) tensor of a sparse index list, truncated to `width` and padded with PADDING_INDEX."""
+    batch = sparse.dense_shape[0]
+    sliced = tf.sparse.slice(sparse, [0, 0], tf.stack([batch, width]))
+    sliced = tf.SparseTensor(sliced.indices, sliced.values, tf.stack([batch, tf.constant(width, tf.int64)]))
+    return tf.reshape(tf.sparse.to_dense(sliced, default_value=PADDING_INDEX), [-1, width])
+
+
+def _squeeze(tensor: tf.Tensor) -> tf.Tensor:
+    """Scalar features arrive as (batch,) or (batch, 1) depending on the TFXIO; models want (batch,)."""
+    return tf.reshape(tensor, [-1])
+
+
+def item_text(inputs: dict[str, Any]) -> tf.Tensor:
+    """The text the encoder reads: title, categories and description."""
+    categories = tf.strings.reduce_join(tf.RaggedTensor.from_sparse(inputs[features.CATEGORIES]), axis=-1,
+                                        separator=", ")
+    return tf.strings.join(
+        [_squeeze(inputs[features.TITLE]), categories, _squeeze(inputs[features.DESCRIPTION])], separator=". ")
+
+
+def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> dict[str, tf.Tensor]:
+    """Raw features -> model inputs and labels. `custom_config` carries the text preset and the lengths."""
+    vocabulary = text_encoder.load_vocabulary(custom_config["text_preset"])
+    outputs: dict[str, tf.Tensor] = {}
+
+    outputs[features.USER_INDEX] = tft.compute_and_apply_vocabulary(
+        _squeeze(inputs[features.USER_ID]), num_oov_buckets=OOV_BUCKETS, vocab_filename=features.USER_VOCABULARY)
+    item_vocabulary = tft.vocabulary(_squeeze(inputs[features.ITEM_ID]), vocab_filename=features.ITEM_VOCABULARY)
+    outputs[features.ITEM_INDEX] = 1 + tft.apply_vocabulary(
+        _squeeze(inputs[features.ITEM_ID]), item_vocabulary, num_oov_buckets=OOV_BUCKETS)
+    history = tft.apply_vocabulary(inputs[features.HISTORY], item_vocabulary, num_oov_buckets=OOV_BUCKETS)
+    outputs[features.HISTORY_INDICES] = _dense_indices(
+        tf.SparseTensor(history.indices, history.values + 1, history.dense_shape), custom_config["history_length"])
+    categories = tft.compute_and_apply_vocabulary(
+        inputs[features.CATEGORIES], num_oov_buckets=OOV_BUCKETS, vocab_filename=features.CATEGORY_VOCABULARY)
+    outputs[features.CATEGORY_INDICES] = _dense_indices(
+        tf.SparseTensor(categories.indices, categories.values + 1, categories.dense_shape),
+        custom_config["max_categories"])
+
+    token_ids, padding_mask = tokenize(item_text(inputs), vocabulary, custom_config["text_max_length"])
+    outputs[features.TEXT_TOKEN_IDS] = token_ids
+    outputs[features.TEXT_PADDING_MASK] = padding_mask
+
+    for task, label in features.LABEL_KEYS.items():
+        outputs[features.transformed_label(task)] = tf.cast(_squeeze(inputs[label]), tf.float32)
+    return outputs

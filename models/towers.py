@@ -1,0 +1,79 @@
+"""The two towers: a user embedding from id and history, an item embedding from id, categories and text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from models import features
+
+
+def _masked_mean(embeddings: Any, indices: Any) -> Any:
+    """Mean over the non-padding (index > 0) positions of (batch, length, dim) embeddings."""
+    mask = keras.ops.expand_dims(keras.ops.cast(indices > 0, embeddings.dtype), -1)
+    return keras.ops.sum(embeddings * mask, axis=1) / keras.ops.maximum(keras.ops.sum(mask, axis=1), 1.0)
+
+
+class UserTower(keras.layers.Layer):
+    """User id embedding plus the mean embedding of the user's recent items, projected to `output_dim`.
+
+    Args:
+        num_users: int. Size of the user index space (vocabulary plus OOV buckets).
+        item_embedding: keras.layers.Embedding. The item id table, shared with the item tower, so history and
+            candidates live in one space.
+        output_dim: int. Size of the user embedding.
+    """
+
+    def __init__(self, num_users: int, item_embedding: keras.layers.Embedding, output_dim: int, **kwargs: Any):
+        super().__init__(**kwargs)
+        # === Layers ===
+        self.user_embedding = keras.layers.Embedding(num_users, output_dim, name="user_id_embedding")
+        self.item_embedding = item_embedding
+        self.projection = keras.layers.Dense(output_dim, name="user_projection")
+        # === Config ===
+        self.num_users = num_users
+        self.output_dim = output_dim
+
+    def call(self, inputs: dict[str, Any]) -> Any:
+        history = inputs[features.HISTORY_INDICES]
+        return self.projection(keras.ops.concatenate([
+            self.user_embedding(inputs[features.USER_INDEX]),
+            _masked_mean(self.item_embedding(history), history),
+        ], axis=-1))
+
+
+class ItemTower(keras.layers.Layer):
+    """Item id embedding, mean category embedding and the text encoder's vector, projected to `output_dim`.
+
+    An item without interactions falls into the OOV id bucket, so its text and categories carry it: this is
+    what makes cold items recommendable.
+
+    Args:
+        item_embedding: keras.layers.Embedding. The item id table (index 0 is padding).
+        num_categories: int. Size of the category index space (padding, vocabulary, OOV).
+        text_encoder: keras.layers.Layer. Maps tokenized text to a vector (models.text_encoder.TextEncoder).
+        output_dim: int. Size of the item embedding.
+    """
+
+    def __init__(self, item_embedding: keras.layers.Embedding, num_categories: int,
+                 text_encoder: keras.layers.Layer, output_dim: int, **kwargs: Any):
+        super().__init__(**kwargs)
+        # === Layers ===
+        self.item_embedding = item_embedding
+        self.category_embedding = keras.layers.Embedding(num_categories, output_dim, name="category_embedding")
+        self.text_encoder = text_encoder
+        self.text_projection = keras.layers.Dense(output_dim, name="text_projection")
+        self.projection = keras.layers.Dense(output_dim, name="item_projection")
+        # === Config ===
+        self.num_categories = num_categories
+        self.output_dim = output_dim
+
+    def call(self, inputs: dict[str, Any]) -> Any:
+        categories = inputs[features.CATEGORY_INDICES]
+        text = self.text_encoder({key: inputs[key] for key in (features.TEXT_TOKEN_IDS, features.TEXT_PADDING_MASK)})
+        return self.projection(keras.ops.concatenate([
+            self.item_embedding(inputs[features.ITEM_INDEX]),
+            _masked_mean(self.category_embedding(categories), categories),
+            self.text_projection(text),
+        ], axis=-1))

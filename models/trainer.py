@@ -1,0 +1,68 @@
+"""Trainer's run_fn: builds the model from Transform's vocabularies, trains it, exports the serving model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx import v1 as tfx
+from tfx_bsl.public import tfxio
+
+from models import export, features, preprocessing, text_encoder
+from models.model import MultiTaskRecommender
+from models.towers import ItemTower, UserTower
+
+
+def make_dataset(file_pattern: list[str], data_accessor: tfx.components.DataAccessor,
+                 tft_output: tft.TFTransformOutput, batch_size: int, shuffle: bool) -> tf.data.Dataset:
+    """One pass over transformed examples, as dicts of features and labels."""
+    return data_accessor.tf_dataset_factory(
+        file_pattern,
+        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle=shuffle, num_epochs=1, shuffle_seed=0),
+        tft_output.transformed_metadata.schema,
+    )
+
+
+def build_model(tft_output: tft.TFTransformOutput, config: dict[str, Any]) -> MultiTaskRecommender:
+    """The model sized by Transform's vocabularies; `config` is the Trainer's custom_config."""
+    oov = preprocessing.OOV_BUCKETS
+    num_users = tft_output.vocabulary_size_by_name(features.USER_VOCABULARY) + oov
+    num_items = tft_output.vocabulary_size_by_name(features.ITEM_VOCABULARY) + oov + 1
+    num_categories = tft_output.vocabulary_size_by_name(features.CATEGORY_VOCABULARY) + oov + 1
+    dim = config["embedding_dim"]
+    text = config["text_encoder"]
+    encoder = text_encoder.TextEncoder(
+        text_encoder.build_backbone(text["preset"], text["backbone"], text["max_length"]),
+        trainable=text["trainable"], name="text_encoder")
+    item_embedding = keras.layers.Embedding(num_items, dim, name="item_id_embedding")
+    return MultiTaskRecommender(
+        user_tower=UserTower(num_users, item_embedding, dim, name="user_tower"),
+        item_tower=ItemTower(item_embedding, num_categories, encoder, dim, name="item_tower"),
+        task_weights=config["task_weights"],
+        hidden_dim=config["hidden_dim"],
+        temperature=config["temperature"],
+        name="multi_task_recommender",
+    )
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    """TFX Trainer entry point (GenericExecutor)."""
+    config = fn_args.custom_config
+    keras.utils.set_random_seed(config["seed"])
+    tft_output = tft.TFTransformOutput(fn_args.transform_output)
+    batch_size = config["batch_size"]
+    train = make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output, batch_size, shuffle=True)
+    evaluation = make_dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, batch_size, shuffle=False)
+    with tf.distribute.get_strategy().scope():
+        model = build_model(tft_output, config)
+        model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]))
+    model.fit(
+        train,
+        validation_data=evaluation,
+        epochs=config["epochs"],
+        callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)],
+        verbose=2,
+    )
+    export.save_serving_model(model, tft_output, fn_args.serving_model_dir)

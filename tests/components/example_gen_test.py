@@ -1,0 +1,77 @@
+"""EventsExampleGen: the join with item text, history without leakage, and both split modes."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+from apache_beam.testing import util as beam_util
+
+from components.example_gen import executor, input_contract
+from models import features
+
+
+def _event(user, item, timestamp):
+    return input_contract.Event(user_id=user, item_id=item, timestamp=timestamp, clicked=1, rating=4.0)
+
+
+ITEM = {name: input_contract.Item(name, f"title {name}", "", ("c",)) for name in "abcdef"}
+
+
+def _values(example, key):
+    feature = example.features.feature[key]
+    return [v.decode() for v in feature.bytes_list.value] or list(feature.int64_list.value)
+
+
+def test_history_holds_only_strictly_earlier_items_most_recent_first():
+    events = [_event("u", "a", 10), _event("u", "b", 20), _event("u", "c", 20), _event("u", "d", 30)]
+    out = list(executor.user_examples([(e, ITEM[e.item_id]) for e in reversed(events)], history_length=5,
+                                      split="time", eval_fraction=0.25, seed=0))
+    history = {_values(ex, features.ITEM_ID)[0]: _values(ex, features.HISTORY) for _, ex in out}
+    # b and c share a timestamp: neither sees the other.
+    assert history == {"a": [], "b": ["a"], "c": ["a"], "d": ["c", "b", "a"]}
+
+
+def test_history_is_truncated_to_its_length():
+    events = [_event("u", item, t) for t, item in enumerate("abcde")]
+    out = list(executor.user_examples([(e, ITEM[e.item_id]) for e in events], 2, "time", 0.2, 0))
+    assert _values(out[-1][1], features.HISTORY) == ["d", "c"]
+
+
+def test_time_split_puts_each_users_latest_events_in_eval():
+    events = [_event("u", item, t) for t, item in enumerate("abcdef")]
+    out = list(executor.user_examples([(e, ITEM[e.item_id]) for e in events], 5, "time", 0.34, 0))
+    assert [split for split, _ in out] == ["train"] * 4 + ["eval"] * 2
+
+
+def test_a_single_event_user_stays_in_train():
+    out = list(executor.user_examples([(_event("u", "a", 1), ITEM["a"])], 5, "time", 0.5, 0))
+    assert [split for split, _ in out] == ["train"]
+
+
+def test_random_split_is_seeded():
+    events = [(_event(f"u{i}", "a", i), ITEM["a"]) for i in range(400)]
+
+    def splits(seed):
+        return [s for e in events for s, _ in executor.user_examples([e], 5, "random", 0.25, seed)]
+
+    assert splits(1) == splits(1)
+    assert splits(1) != splits(2)
+    assert 0.18 < splits(1).count("eval") / 400 < 0.32
+
+
+def test_beam_pipeline_joins_item_text_and_splits(tmp_path):
+    (tmp_path / "items.csv").write_text("item_id,title,description,categories\na,Rocket,To orbit,space|sky\n"
+                                        "b,Bread,Oven,cooking\n")
+    (tmp_path / "events.csv").write_text("user_id,item_id,timestamp,clicked,rating\n"
+                                         "u1,a,1,1,5\nu1,b,2,0,2\nu2,b,5,1,4\n")
+
+    def summary(example):
+        return (_values(example, features.USER_ID)[0], _values(example, features.TITLE)[0],
+                tuple(_values(example, features.CATEGORIES)), tuple(_values(example, features.HISTORY)))
+
+    with beam.Pipeline() as pipeline:
+        splits = pipeline | executor.EventsToSplitExamples(str(tmp_path), 3, "time", 0.5, 0)
+        beam_util.assert_that(splits["train"] | "T" >> beam.Map(summary),
+                              beam_util.equal_to([("u1", "Rocket", ("space", "sky"), ()),
+                                                  ("u2", "Bread", ("cooking",), ())]), label="train")
+        beam_util.assert_that(splits["eval"] | "E" >> beam.Map(summary),
+                              beam_util.equal_to([("u1", "Bread", ("cooking",), ("a",))]), label="eval")

@@ -1,0 +1,59 @@
+"""The generator is deterministic, follows the contract, and carries the latent signal models must learn."""
+
+from __future__ import annotations
+
+import collections
+import csv
+import filecmp
+import os
+
+from components.example_gen import input_contract
+from pipeline.data import synthetic
+from tests.conftest import SMALL
+
+
+def test_same_config_same_bytes(tmp_path):
+    first = synthetic.generate(str(tmp_path / "a"), SMALL)
+    second = synthetic.generate(str(tmp_path / "b"), SMALL)
+    assert all(filecmp.cmp(x, y, shallow=False) for x, y in zip(first, second))
+
+
+def test_output_follows_the_contract(small_data_dir):
+    events, items = input_contract.validate_input_dir(small_data_dir)
+    assert items == SMALL.num_items
+    assert SMALL.num_users * SMALL.events_per_user // 2 <= events <= SMALL.num_users * SMALL.events_per_user * 3 // 2
+
+
+def test_cold_items_never_appear_in_events(small_data_dir):
+    items = input_contract.read_items(os.path.join(small_data_dir, input_contract.ITEMS_FILE))
+    seen = {e.item_id for e in input_contract.read_events(os.path.join(small_data_dir, "events.csv"), items)}
+    assert len(items) - len(seen) >= round(SMALL.cold_item_fraction * SMALL.num_items)
+
+
+def test_item_text_reflects_its_topic(small_data_dir):
+    with open(os.path.join(small_data_dir, input_contract.ITEMS_FILE), encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            topic = row["categories"].split("|")[0]
+            words = set(row["title"].lower().split()) | set(row["description"].rstrip(".").split())
+            assert words & set(synthetic.TOPICS[topic]), row
+
+
+def test_clicks_depend_on_taste():
+    """Users click items of their most clicked topic far more often than items of other topics."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as directory:
+        synthetic.generate(directory, synthetic.SyntheticConfig(num_users=200, num_items=80, seed=5))
+        items = input_contract.read_items(os.path.join(directory, input_contract.ITEMS_FILE))
+        by_user = collections.defaultdict(list)
+        for event in input_contract.read_events(os.path.join(directory, "events.csv"), items):
+            by_user[event.user_id].append((items[event.item_id].categories[0], event.clicked))
+    favourite, other = [], []
+    for events in by_user.values():
+        topics = collections.Counter(topic for topic, clicked in events if clicked)
+        if not topics:
+            continue
+        best = topics.most_common(1)[0][0]
+        favourite += [clicked for topic, clicked in events if topic == best]
+        other += [clicked for topic, clicked in events if topic != best]
+    assert sum(favourite) / len(favourite) > 1.5 * sum(other) / len(other)
