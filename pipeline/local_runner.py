@@ -1,0 +1,185 @@
+"""Runs the pipeline locally (LocalDagRunner + Beam DirectRunner) and summarises what came out of it.
+
+Layout of `output_dir`: `data/` (the prepared CSV input), `pipeline_root/` (artifacts), `metadata.sqlite`
+(ML Metadata), `serving/` (pushed, versioned models) and `last_run.json` (the summary of the latest run,
+written last, with `"status": "succeeded"` only when every component finished).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from typing import Any
+
+from components.example_gen import input_contract
+from pipeline import config as config_lib
+from pipeline.data import movielens, synthetic
+
+SUMMARY_FILE = "last_run.json"
+
+
+@dataclasses.dataclass
+class RunPaths:
+    output_dir: str
+
+    @property
+    def data(self) -> str:
+        return os.path.join(self.output_dir, "data")
+
+    @property
+    def pipeline_root(self) -> str:
+        return os.path.join(self.output_dir, "pipeline_root")
+
+    @property
+    def metadata(self) -> str:
+        return os.path.join(self.output_dir, "metadata.sqlite")
+
+    @property
+    def serving(self) -> str:
+        return os.path.join(self.output_dir, "serving")
+
+    @property
+    def summary(self) -> str:
+        return os.path.join(self.output_dir, SUMMARY_FILE)
+
+
+class RunFailedError(RuntimeError):
+    """A component failed; the message names it and says why."""
+
+
+def prepare_data(config: config_lib.RunConfig, paths: RunPaths) -> str:
+    """Returns the directory with events.csv and items.csv, writing it first where the source needs that.
+
+    Generated and converted data is written to a temporary directory and moved into place whole, so an
+    interrupted preparation never leaves a half-written input behind.
+    """
+    source = config.data.source
+    if source == "csv":
+        return os.path.abspath(config.data.path)
+    staging = paths.data + ".partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    if source == "synthetic":
+        synthetic.generate(staging, synthetic.SyntheticConfig(**dataclasses.asdict(config.data.synthetic)))
+    else:
+        movielens.convert(config.data.path, staging)
+    # The pipeline's cache fingerprints input files, so identical regenerated data keeps its artifacts valid.
+    if os.path.isdir(paths.data) and all(
+            _same_file(os.path.join(staging, name), os.path.join(paths.data, name))
+            for name in (input_contract.EVENTS_FILE, input_contract.ITEMS_FILE)):
+        shutil.rmtree(staging)
+    else:
+        shutil.rmtree(paths.data, ignore_errors=True)
+        os.replace(staging, paths.data)
+    return os.path.abspath(paths.data)
+
+
+def _same_file(a: str, b: str) -> bool:
+    import filecmp
+
+    return os.path.isfile(b) and filecmp.cmp(a, b, shallow=False)
+
+
+class _ProgressFilter(logging.Filter):
+    """Lets through the runner's per-component lines and errors; the rest of TFX's INFO chatter stays out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return record.levelno >= logging.ERROR or message.startswith("Component ")
+
+
+def _configure_logging(verbose: bool) -> None:
+    """Per-component progress lines always; everything else only with `verbose`."""
+    import warnings
+
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.INFO)
+    if verbose:
+        return
+    logging.getLogger("absl").addFilter(_ProgressFilter())
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+
+
+def build_pipeline(config: config_lib.RunConfig, paths: RunPaths, data_root: str) -> Any:
+    from tfx import v1 as tfx
+
+    import schema
+    from pipeline import evaluation
+    from pipeline.pipeline import create_pipeline
+
+    text = config.text_encoder
+    transform_config = {
+        "text_preset": text.preset,
+        "text_max_length": text.max_length,
+        "history_length": config.example_gen.history_length,
+        "max_categories": config.model.max_categories,
+    }
+    model = config.model
+    trainer_config = {
+        "text_encoder": dataclasses.asdict(text),
+        "embedding_dim": model.embedding_dim,
+        "hidden_dim": model.hidden_dim,
+        "temperature": model.temperature,
+        "task_weights": model.task_weights,
+        **dataclasses.asdict(config.training),
+    }
+    return create_pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=paths.pipeline_root,
+        data_root=data_root,
+        schema_path=schema.SCHEMA_FILE,
+        serving_model_dir=paths.serving,
+        example_gen_args=dataclasses.asdict(config.example_gen),
+        transform_config=transform_config,
+        trainer_config=trainer_config,
+        eval_config=evaluation.eval_config(config.evaluation),
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata),
+    )
+
+
+def run(config: config_lib.RunConfig, verbose: bool = False) -> dict[str, Any]:
+    """Prepares and validates the input, runs the pipeline, and returns (and writes) the run summary.
+
+    Raises InputError before anything runs when the input breaks the contract, RunFailedError when a
+    component fails. A failed run's summary says `"status": "failed"` and why.
+    """
+    paths = RunPaths(os.path.abspath(config.output_dir))
+    os.makedirs(paths.output_dir, exist_ok=True)
+    if os.path.exists(paths.summary):
+        os.remove(paths.summary)  # never leave an older success in place while this run is unfinished
+    data_root = prepare_data(config, paths)
+    num_events, num_items = input_contract.validate_input_dir(data_root)
+    print(f"mtrec: input {data_root}: {num_events} events, {num_items} items", file=sys.stderr)
+
+    from tfx import v1 as tfx
+
+    from pipeline import run_summary
+
+    _configure_logging(verbose)
+    started = time.time()
+    pipeline = build_pipeline(config, paths, data_root)
+    try:
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+    except Exception as error:  # noqa: BLE001 - any component failure ends the run with its reason
+        summary = {"status": "failed", "error": run_summary.failure_reason(error),
+                   "output_dir": paths.output_dir, "seconds": round(time.time() - started, 1)}
+        _write_json(paths.summary, summary)
+        raise RunFailedError(summary["error"]) from error
+    summary = run_summary.summarise(paths.metadata)
+    summary.update({"status": "succeeded", "input": {"dir": data_root, "events": num_events, "items": num_items},
+                    "output_dir": paths.output_dir, "seconds": round(time.time() - started, 1)})
+    _write_json(paths.summary, summary)
+    return summary
+
+
+def _write_json(path: str, value: dict[str, Any]) -> None:
+    partial = path + ".partial"
+    with open(partial, "w", encoding="utf-8") as handle:
+        json.dump(value, handle, indent=2, sort_keys=True)
+    os.replace(partial, path)

@@ -1,0 +1,88 @@
+"""create_pipeline: the mtrec TFX pipeline, as a straight list of wired components."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+
+from components.anomalies_gate.component import AnomaliesGate
+from components.example_gen.component import EventsExampleGen
+
+PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
+RUN_FN = "models.trainer.run_fn"
+
+
+def create_pipeline(
+    pipeline_name: str,
+    pipeline_root: str,
+    data_root: str,
+    schema_path: str,
+    serving_model_dir: str,
+    example_gen_args: dict[str, Any],
+    transform_config: dict[str, Any],
+    trainer_config: dict[str, Any],
+    eval_config: tfma.EvalConfig,
+    metadata_connection_config: Any | None = None,
+    beam_pipeline_args: list[str] | None = None,
+) -> tfx.dsl.Pipeline:
+    """Builds the pipeline; every setting arrives as an explicit argument."""
+    # Joins events with item text, adds user history, splits train/eval.
+    example_gen = EventsExampleGen(input_base=data_root, **example_gen_args)
+    # Statistics of every split.
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    # The curated, checked-in schema.
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
+    # Anomalies of the statistics against the schema ...
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+    # ... stop the run before any preprocessing or training.
+    anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
+    # Vocabularies, WordPiece tokenization and labels, inside the graph.
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn=PREPROCESSING_FN,
+        custom_config=transform_config,
+    )
+    transform.add_upstream_node(anomalies_gate)
+    # The Keras 3 multi-task model, exported with the Transform graph inside.
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config=trainer_config,
+    )
+    # The latest blessed model, the baseline of the change thresholds.
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    # Per-task metrics on raw eval examples; blesses the model when every threshold holds.
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        eval_config=eval_config,
+    )
+    # Copies a blessed model into a versioned serving directory.
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)),
+    )
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=pipeline_root,
+        components=[example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate, transform,
+                    trainer, model_resolver, evaluator, pusher],
+        enable_cache=True,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=beam_pipeline_args or ["--direct_num_workers=1"],
+    )

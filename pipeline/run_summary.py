@@ -1,0 +1,96 @@
+"""What a finished run produced, read back from ML Metadata: per-task metrics, blessing, pushed model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ml_metadata as mlmd
+import tensorflow_model_analysis as tfma
+from ml_metadata.proto import metadata_store_pb2
+
+PIPELINE_RUN_CONTEXT = "pipeline_run"
+
+
+def _latest_run_artifacts(store: mlmd.MetadataStore) -> dict[str, list[Any]]:
+    """Artifacts of the newest pipeline run in `store` (each output directory holds one pipeline)."""
+    latest = max(store.get_contexts_by_type(PIPELINE_RUN_CONTEXT), key=lambda c: (c.create_time_since_epoch, c.id))
+    by_type: dict[str, list[Any]] = {}
+    types = {t.id: t.name for t in store.get_artifact_types()}
+    for artifact in store.get_artifacts_by_context(latest.id):
+        by_type.setdefault(types[artifact.type_id], []).append(artifact)
+    return by_type
+
+
+def _property(artifact: Any, name: str) -> Any:
+    value = artifact.custom_properties.get(name)
+    if value is None:
+        return None
+    return value.int_value if value.HasField("int_value") else value.string_value
+
+
+def evaluation_metrics(uri: str) -> dict[str, dict[str, float]]:
+    """Overall-slice metrics of a ModelEvaluation artifact, as {output name: {metric: value}}."""
+    metrics: dict[str, dict[str, float]] = {}
+    for slice_metrics in tfma.load_metrics(uri):
+        if slice_metrics.slice_key.single_slice_keys:
+            continue
+        for entry in slice_metrics.metric_keys_and_values:
+            if entry.key.is_diff or not entry.value.HasField("double_value"):
+                continue
+            output = entry.key.output_name or "all"
+            metrics.setdefault(output, {})[entry.key.name] = round(entry.value.double_value.value, 4)
+    return metrics
+
+
+def failed_validations(uri: str) -> list[str]:
+    result = tfma.load_validation_result(uri)
+    failures = []
+    for per_slice in result.metric_validations_per_slice:
+        for failure in per_slice.failures:
+            failures.append(f"{failure.metric_key.output_name}/{failure.metric_key.name}"
+                            f"{' (change vs baseline)' if failure.metric_key.is_diff else ''}: "
+                            f"{failure.metric_value.double_value.value:.4f} fails {failure.metric_threshold}".strip())
+    return failures
+
+
+def summarise(metadata_path: str) -> dict[str, Any]:
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    store = mlmd.MetadataStore(config)
+    artifacts = _latest_run_artifacts(store)
+    summary: dict[str, Any] = {}
+    for evaluation in artifacts.get("ModelEvaluation", [])[-1:]:
+        summary["metrics"] = evaluation_metrics(evaluation.uri)
+        summary["failed_thresholds"] = failed_validations(evaluation.uri)
+    for blessing in artifacts.get("ModelBlessing", [])[-1:]:
+        summary["blessed"] = bool(_property(blessing, "blessed"))
+    summary["pushed"] = False
+    for pushed in artifacts.get("PushedModel", [])[-1:]:
+        summary["pushed"] = bool(_property(pushed, "pushed"))
+        if summary["pushed"]:
+            summary["pushed_to"] = _property(pushed, "pushed_destination")
+    for model in artifacts.get("Model", [])[-1:]:
+        summary["model"] = model.uri
+    return summary
+
+
+def failure_reason(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The few lines `mtrec run` ends with."""
+    lines = [f"mtrec: run {summary['status']} in {summary.get('seconds', '?')} s ({summary['output_dir']})"]
+    for output, values in sorted(summary.get("metrics", {}).items()):
+        shown = ", ".join(f"{name} {value:g}" for name, value in sorted(values.items()))
+        lines.append(f"  {output}: {shown}")
+    if "blessed" in summary:
+        lines.append(f"  model {'BLESSED' if summary['blessed'] else 'NOT blessed'} by the Evaluator")
+    for failure in summary.get("failed_thresholds", []):
+        lines.append(f"    failed: {failure}")
+    if summary.get("pushed"):
+        lines.append(f"  pushed to {summary['pushed_to']}")
+    elif summary["status"] == "succeeded":
+        lines.append("  NOT pushed: the model was not blessed, so the serving directory is unchanged")
+    return "\n".join(lines)
