@@ -102,7 +102,7 @@ class RunConfig:
 # Values that must be positive, and those that must lie strictly between 0 and 1.
 _POSITIVE = {"num_users", "num_items", "events_per_user", "history_length", "max_length", "embedding_dim",
              "hidden_dim", "temperature", "max_categories", "epochs", "batch_size", "learning_rate",
-             "max_rating_rmse", "num_layers", "num_heads", "hidden_dim", "intermediate_dim"}
+             "max_rating_rmse", "num_layers", "num_heads", "intermediate_dim"}
 _FRACTIONS = {"eval_fraction", "min_click_auc"}
 _CHOICES = {"source": ("synthetic", "csv", "movielens"), "split": ("time", "random")}
 _TASKS = ("retrieval", "click", "rating")

@@ -15,6 +15,7 @@ from tfx.types.component_spec import ExecutionParameter
 
 from components.example_gen import executor
 
+
 class EventsExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
     PARAMETERS = {
         **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,

@@ -42,7 +42,7 @@ def convert(data_dir: str, output_dir: str) -> tuple[str, str]:
                 raise input_contract.InputError(
                     f"{item_source}, line {line_number}: {len(fields)} fields, expected {5 + len(genres)}")
             movie_id, title, release_date = fields[0], fields[1], fields[2]
-            movie_genres = [g for g, flag in zip(genres, fields[5:]) if flag == "1" and g != "unknown"]
+            movie_genres = [g for g, flag in zip(genres, fields[5:], strict=True) if flag == "1" and g != "unknown"]
             description = f"Released {release_date}. Genres: {', '.join(movie_genres) or 'unknown'}."
             writer.writerow([movie_id, title, description, features.CATEGORY_SEPARATOR.join(movie_genres)])
 

@@ -85,7 +85,7 @@ def generate(output_dir: str, config: SyntheticConfig = SyntheticConfig()) -> tu
             count = int(rng.integers(config.events_per_user // 2, config.events_per_user * 3 // 2 + 1))
             shown = rng.choice(warm_items, size=count, replace=True, p=exposure)
             times = start + np.sort(rng.integers(0, 180 * 86_400, size=count))
-            for item, timestamp in zip(shown, times):
+            for item, timestamp in zip(shown, times, strict=True):
                 affinity = 6.0 * taste[item_topic[item]] - 1.5 + item_quality[item]
                 clicked = int(rng.random() < 1.0 / (1.0 + np.exp(-affinity)))
                 rating = float(np.clip(np.round(3.0 + 1.5 * np.tanh(affinity) + rng.normal(0, 0.5)), 1, 5))

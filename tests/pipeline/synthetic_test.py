@@ -15,7 +15,7 @@ from tests.conftest import SMALL
 def test_same_config_same_bytes(tmp_path):
     first = synthetic.generate(str(tmp_path / "a"), SMALL)
     second = synthetic.generate(str(tmp_path / "b"), SMALL)
-    assert all(filecmp.cmp(x, y, shallow=False) for x, y in zip(first, second))
+    assert all(filecmp.cmp(x, y, shallow=False) for x, y in zip(first, second, strict=True))
 
 
 def test_output_follows_the_contract(small_data_dir):

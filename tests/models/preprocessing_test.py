@@ -1,0 +1,86 @@
+"""Transform: vocabularies with OOV buckets, history/category padding, and the in-graph WordPiece tokenizer."""
+
+from __future__ import annotations
+
+import tempfile
+
+import keras_hub
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform.beam as tft_beam
+from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+
+from models import features, preprocessing, text_encoder
+
+CONFIG = {"text_preset": "minilm", "text_max_length": 12, "history_length": 3, "max_categories": 2}
+
+
+@pytest.fixture(scope="module")
+def vocabulary():
+    return text_encoder.load_vocabulary("minilm")
+
+
+def test_tokenizer_matches_keras_hub_wordpiece(vocabulary):
+    texts = ["Rocket Galaxy. space, sky. An orbit of planets!", "unbelievably tokenizable", "x"]
+    token_ids, padding_mask = preprocessing.tokenize(tf.constant(texts), vocabulary, 12)
+    reference = keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=True)
+    for row, text in enumerate(texts):
+        expected = [vocabulary.index("[CLS]"), *np.asarray(reference(text)).tolist()[:10], vocabulary.index("[SEP]")]
+        length = int(padding_mask[row].numpy().sum())
+        assert token_ids[row, :length].numpy().tolist() == expected
+        assert token_ids[row, length:].numpy().tolist() == [0] * (12 - length)  # [PAD] is id 0
+
+
+def test_tokenizer_strips_accents_like_uncased_bert(vocabulary):
+    """Hugging Face's uncased BERT tokenizer strips accents ("Café" -> "cafe"); KerasHub's does not."""
+    token_ids, _ = preprocessing.tokenize(tf.constant(["Café"]), vocabulary, 4)
+    assert [vocabulary[i] for i in token_ids[0].numpy()] == ["[CLS]", "cafe", "[SEP]", "[PAD]"]
+
+
+def test_tokenizer_uses_only_ops_tf_serving_bundles(vocabulary):
+    """The graph holds the classic TF Text ops, not FastBertNormalize and friends (see platform.md)."""
+    fn = tf.function(lambda text: preprocessing.tokenize(text, vocabulary, 12))
+    graph = fn.get_concrete_function(tf.TensorSpec([None], tf.string)).graph
+    ops = {op.type for op in graph.get_operations()}
+    assert "WordpieceTokenizeWithOffsets" in ops and "CaseFoldUTF8" in ops
+    assert not {op for op in ops if op.startswith("Fast")}
+
+
+def _transform(rows):
+    spec = {
+        features.USER_ID: tf.io.FixedLenFeature([], tf.string),
+        features.ITEM_ID: tf.io.FixedLenFeature([], tf.string),
+        features.TITLE: tf.io.FixedLenFeature([], tf.string),
+        features.DESCRIPTION: tf.io.FixedLenFeature([], tf.string),
+        features.CATEGORIES: tf.io.VarLenFeature(tf.string),
+        features.HISTORY: tf.io.VarLenFeature(tf.string),
+        features.CLICKED: tf.io.FixedLenFeature([], tf.int64),
+        features.RATING: tf.io.FixedLenFeature([], tf.float32),
+    }
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+    with tft_beam.Context(temp_dir=tempfile.mkdtemp()):
+        (transformed, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
+            lambda inputs: preprocessing.preprocessing_fn(inputs, CONFIG))
+    return transformed
+
+
+def _row(user, item, history, categories, clicked=1):
+    return {features.USER_ID: user, features.ITEM_ID: item, features.TITLE: f"title {item}",
+            features.DESCRIPTION: "", features.CATEGORIES: categories, features.HISTORY: history,
+            features.CLICKED: clicked, features.RATING: 4.0}
+
+
+def test_vocabularies_oov_and_padding():
+    rows = [_row("u1", "a", [], ["x"]), _row("u1", "a", ["a"], ["x"]), _row("u2", "b", ["a", "b", "zz", "a"], [])]
+    out = _transform(rows)
+    # Vocabularies are sorted by frequency: item a (2) -> 0, b -> 1, OOV bucket -> 2; +1 keeps 0 for padding.
+    assert [r[features.ITEM_INDEX] for r in out] == [1, 1, 2]
+    assert out[2][features.HISTORY_INDICES].tolist() == [1, 2, 3]  # "zz" is OOV; truncated to 3
+    assert out[0][features.HISTORY_INDICES].tolist() == [0, 0, 0]
+    assert out[0][features.CATEGORY_INDICES].tolist() == [1, 0]
+    assert out[2][features.CATEGORY_INDICES].tolist() == [0, 0]
+    assert [r[features.USER_INDEX] for r in out] == [0, 0, 1]
+    assert [r[features.transformed_label("click")] for r in out] == [1.0, 1.0, 1.0]
+    assert out[0][features.TEXT_TOKEN_IDS].shape == (CONFIG["text_max_length"],)
+    assert out[0][features.TEXT_PADDING_MASK].sum() >= 4  # [CLS] title a [SEP] at least

@@ -1,0 +1,57 @@
+"""`mtrec run` on bad input: one clear message naming file and line, exit code 2, nothing reported as success."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import yaml
+
+from pipeline import cli, local_runner
+
+ITEMS = "item_id,title,description,categories\ni1,Rocket,To orbit,space\n"
+
+
+def _run(tmp_path, events: str, capsys) -> tuple[int, str]:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "items.csv").write_text(ITEMS)
+    (data / "events.csv").write_text(events)
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "out"),
+                                      "data": {"source": "csv", "path": str(data)}}))
+    code = cli.main(["run", "--config", str(config)])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("events", "message"), [
+    ("user_id,item_id,timestamp,clicked\nu1,i1,1,1\n", "events.csv: missing required column(s) ['rating']"),
+    ("user_id,item_id,timestamp,clicked,rating\nu1,i2,1,1,4\n",
+     "events.csv, line 2, column 'item_id': item 'i2' is not in the item catalogue"),
+    ("user_id,item_id,timestamp,clicked,rating\nu1,i1,1,1,four\n",
+     "events.csv, line 2, column 'rating': 'four' is not float"),
+])
+def test_bad_input_stops_before_the_pipeline(tmp_path, capsys, events, message):
+    code, err = _run(tmp_path, events, capsys)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err
+    output = tmp_path / "out"
+    assert not os.path.exists(output / local_runner.SUMMARY_FILE)
+    assert not os.path.exists(output / "pipeline_root")
+
+
+def test_missing_input_directory_is_named(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "out"),
+                                      "data": {"source": "csv", "path": str(tmp_path / "nowhere")}}))
+    assert cli.main(["run", "--config", str(config)]) == 2
+    assert f"{tmp_path / 'nowhere' / 'items.csv'}: input file not found" in capsys.readouterr().err
+
+
+def test_invalid_config_is_reported_before_any_work(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "out"), "training": {"epochs": -1}}))
+    assert cli.main(["run", "--config", str(config)]) == 2
+    assert "training.epochs: must be positive, got -1" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "out")
