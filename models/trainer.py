@@ -50,6 +50,9 @@ def build_model(tft_output: tft.TFTransformOutput, config: dict[str, Any]) -> Mu
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """TFX Trainer entry point (GenericExecutor)."""
     config = fn_args.custom_config
+    # Grappler's AddOpsRewrite can create clashing temporary variables on CPU (AlreadyExistsError mid-epoch,
+    # tensorflow/tensorflow#33713); the rewrite only saves a few additions, so it is off.
+    tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
     keras.utils.set_random_seed(config["seed"])
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     batch_size = config["batch_size"]

@@ -71,7 +71,7 @@ class Model:
 class Training:
     epochs: int = 3
     batch_size: int = 256
-    learning_rate: float = 0.003
+    learning_rate: float = 0.01
     seed: int = 42
 
 
