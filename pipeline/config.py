@@ -13,18 +13,11 @@ from typing import Any
 
 import yaml
 
+from pipeline.data.synthetic import SyntheticConfig
+
 
 class ConfigError(ValueError):
     """The configuration is invalid; the message lists every problem."""
-
-
-@dataclasses.dataclass
-class SyntheticData:
-    num_users: int = 400
-    num_items: int = 300
-    events_per_user: int = 30
-    cold_item_fraction: float = 0.1
-    seed: int = 7
 
 
 @dataclasses.dataclass
@@ -34,7 +27,7 @@ class Data:
 
     source: str = "synthetic"
     path: str | None = None
-    synthetic: SyntheticData = dataclasses.field(default_factory=SyntheticData)
+    synthetic: SyntheticConfig = dataclasses.field(default_factory=SyntheticConfig)
 
 
 @dataclasses.dataclass

@@ -64,7 +64,7 @@ def prepare_data(config: config_lib.RunConfig, paths: RunPaths) -> str:
     staging = paths.data + ".partial"
     shutil.rmtree(staging, ignore_errors=True)
     if source == "synthetic":
-        synthetic.generate(staging, synthetic.SyntheticConfig(**dataclasses.asdict(config.data.synthetic)))
+        synthetic.generate(staging, config.data.synthetic)
     else:
         movielens.convert(config.data.path, staging)
     # The pipeline's cache fingerprints input files, so identical regenerated data keeps its artifacts valid.

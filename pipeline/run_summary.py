@@ -6,6 +6,7 @@ from typing import Any
 
 import ml_metadata as mlmd
 import tensorflow_model_analysis as tfma
+from google.protobuf import text_format
 from ml_metadata.proto import metadata_store_pb2
 
 PIPELINE_RUN_CONTEXT = "pipeline_run"
@@ -47,9 +48,10 @@ def failed_validations(uri: str) -> list[str]:
     failures = []
     for per_slice in result.metric_validations_per_slice:
         for failure in per_slice.failures:
-            failures.append(f"{failure.metric_key.output_name}/{failure.metric_key.name}"
-                            f"{' (change vs baseline)' if failure.metric_key.is_diff else ''}: "
-                            f"{failure.metric_value.double_value.value:.4f} fails {failure.metric_threshold}".strip())
+            key = failure.metric_key
+            threshold = text_format.MessageToString(failure.metric_threshold, as_one_line=True)
+            failures.append(f"{key.output_name}/{key.name}{' (change vs baseline)' if key.is_diff else ''}: "
+                            f"{failure.metric_value.double_value.value:.4f} fails {threshold}")
     return failures
 
 

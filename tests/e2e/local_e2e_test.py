@@ -96,3 +96,22 @@ def test_rerun_reuses_cached_artifacts_and_compares_against_the_blessed_baseline
     # ExampleGen and Transform were cached: still only one output each.
     assert len(os.listdir(output_dir / "pipeline_root" / "EventsExampleGen" / "examples")) == 1
     assert len(os.listdir(output_dir / "pipeline_root" / "Transform" / "transform_graph")) == 1
+
+
+def test_unblessed_model_is_not_pushed_and_the_summary_says_why(finished_run, tmp_path, capsys):
+    output_dir, _ = finished_run
+    versions_before = sorted(os.listdir(output_dir / "serving"))
+    config = small_run_config(str(output_dir))
+    config["training"]["epochs"] = 5  # the model of the previous test: Trainer's cached output is reused
+    config["evaluation"] = {"min_click_auc": 0.99}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert cli.main(["run", "--config", str(path)]) == 0
+    printed = capsys.readouterr().out
+    with open(output_dir / local_runner.SUMMARY_FILE, encoding="utf-8") as handle:
+        summary = json.load(handle)
+    assert summary["status"] == "succeeded"
+    assert summary["blessed"] is False and summary["pushed"] is False
+    assert any(failure.startswith("click/auc") for failure in summary["failed_thresholds"])
+    assert "NOT blessed" in printed and "NOT pushed" in printed
+    assert sorted(os.listdir(output_dir / "serving")) == versions_before
