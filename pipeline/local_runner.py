@@ -8,9 +8,11 @@ written last, with `"status": "succeeded"` only when every component finished).
 from __future__ import annotations
 
 import dataclasses
+import filecmp
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import time
@@ -79,29 +81,52 @@ def prepare_data(config: config_lib.RunConfig, paths: RunPaths) -> str:
 
 
 def _same_file(a: str, b: str) -> bool:
-    import filecmp
-
     return os.path.isfile(b) and filecmp.cmp(a, b, shallow=False)
 
 
-class _ProgressFilter(logging.Filter):
-    """Lets through the runner's per-component lines and errors; the rest of TFX's INFO chatter stays out."""
+_COMPONENT_LINE = re.compile(r"Component (?P<name>\S+) is (?P<state>running|finished)\.")
 
-    def filter(self, record: logging.LogRecord) -> bool:
+
+class _ProgressHandler(logging.Handler):
+    """Turns the runner's per-component log lines into short progress lines; errors pass through."""
+
+    def __init__(self, total: int):
+        super().__init__()
+        self.total = total
+        self.finished = 0
+        self.started: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
-        return record.levelno >= logging.ERROR or message.startswith("Component ")
+        match = _COMPONENT_LINE.match(message)
+        if match and match["state"] == "running":
+            self.started[match["name"]] = time.time()
+            line = f"mtrec: [{self.finished + 1}/{self.total}] {match['name']} running"
+        elif match:
+            self.finished += 1
+            seconds = time.time() - self.started.get(match["name"], time.time())
+            line = f"mtrec: [{self.finished}/{self.total}] {match['name']} done ({seconds:.0f} s)"
+        elif record.levelno >= logging.ERROR:
+            line = f"mtrec: {message}"
+        else:
+            return
+        print(line, file=sys.stderr, flush=True)
 
 
-def _configure_logging(verbose: bool) -> None:
-    """Per-component progress lines always; everything else only with `verbose`."""
+def _configure_logging(verbose: bool, num_components: int) -> None:
+    """Per-component progress lines by default; all of TFX's, Beam's and TensorFlow's logs with `verbose`."""
     import warnings
 
     from absl import logging as absl_logging
 
     absl_logging.set_verbosity(absl_logging.INFO)
+    logger = logging.getLogger("absl")
+    for handler in [h for h in logger.handlers if isinstance(h, _ProgressHandler)]:
+        logger.removeHandler(handler)
+    logger.propagate = verbose
     if verbose:
         return
-    logging.getLogger("absl").addFilter(_ProgressFilter())
+    logger.addHandler(_ProgressHandler(num_components))
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
 
@@ -161,9 +186,9 @@ def run(config: config_lib.RunConfig, verbose: bool = False) -> dict[str, Any]:
 
     from pipeline import run_summary
 
-    _configure_logging(verbose)
     started = time.time()
     pipeline = build_pipeline(config, paths, data_root)
+    _configure_logging(verbose, len(pipeline.components))
     try:
         tfx.orchestration.LocalDagRunner().run(pipeline)
     except Exception as error:  # noqa: BLE001 - any component failure ends the run with its reason

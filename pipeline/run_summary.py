@@ -29,17 +29,22 @@ def _property(artifact: Any, name: str) -> Any:
     return value.int_value if value.HasField("int_value") else value.string_value
 
 
-def evaluation_metrics(uri: str) -> dict[str, dict[str, float]]:
-    """Overall-slice metrics of a ModelEvaluation artifact, as {output name: {metric: value}}."""
-    metrics: dict[str, dict[str, float]] = {}
+def evaluation_metrics(uri: str) -> dict[str, dict[str, dict[str, float]]]:
+    """Overall-slice metrics of a ModelEvaluation artifact: {model: {output name: {metric: value}}}.
+
+    The model is "candidate" (the new model) or "baseline" (the latest blessed one, when there was one).
+    """
+    metrics: dict[str, dict[str, dict[str, float]]] = {}
     for slice_metrics in tfma.load_metrics(uri):
         if slice_metrics.slice_key.single_slice_keys:
             continue
         for entry in slice_metrics.metric_keys_and_values:
             if entry.key.is_diff or not entry.value.HasField("double_value"):
                 continue
+            model = entry.key.model_name or tfma.CANDIDATE_KEY
             output = entry.key.output_name or "all"
-            metrics.setdefault(output, {})[entry.key.name] = round(entry.value.double_value.value, 4)
+            metrics.setdefault(model, {}).setdefault(output, {})[entry.key.name] = round(
+                entry.value.double_value.value, 4)
     return metrics
 
 
@@ -63,7 +68,10 @@ def summarise(metadata_path: str) -> dict[str, Any]:
     artifacts = _latest_run_artifacts(store)
     summary: dict[str, Any] = {}
     for evaluation in artifacts.get("ModelEvaluation", [])[-1:]:
-        summary["metrics"] = evaluation_metrics(evaluation.uri)
+        by_model = evaluation_metrics(evaluation.uri)
+        summary["metrics"] = by_model.get(tfma.CANDIDATE_KEY, {})
+        if tfma.BASELINE_KEY in by_model:
+            summary["baseline_metrics"] = by_model[tfma.BASELINE_KEY]
         summary["failed_thresholds"] = failed_validations(evaluation.uri)
     for blessing in artifacts.get("ModelBlessing", [])[-1:]:
         summary["blessed"] = bool(_property(blessing, "blessed"))
@@ -87,6 +95,9 @@ def format_summary(summary: dict[str, Any]) -> str:
     for output, values in sorted(summary.get("metrics", {}).items()):
         shown = ", ".join(f"{name} {value:g}" for name, value in sorted(values.items()))
         lines.append(f"  {output}: {shown}")
+    for output, values in sorted(summary.get("baseline_metrics", {}).items()):
+        shown = ", ".join(f"{name} {value:g}" for name, value in sorted(values.items()) if name != "example_count")
+        lines.append(f"  {output} of the baseline (latest blessed model): {shown}")
     if "blessed" in summary:
         lines.append(f"  model {'BLESSED' if summary['blessed'] else 'NOT blessed'} by the Evaluator")
     for failure in summary.get("failed_thresholds", []):

@@ -93,6 +93,8 @@ def test_rerun_reuses_cached_artifacts_and_compares_against_the_blessed_baseline
     with open(output_dir / local_runner.SUMMARY_FILE, encoding="utf-8") as handle:
         second = json.load(handle)
     assert second["model"] != first["model"]
+    # The first run's blessed model was the baseline of the change thresholds.
+    assert second["baseline_metrics"]["click"]["auc"] == first["metrics"]["click"]["auc"]
     # ExampleGen and Transform were cached: still only one output each.
     assert len(os.listdir(output_dir / "pipeline_root" / "EventsExampleGen" / "examples")) == 1
     assert len(os.listdir(output_dir / "pipeline_root" / "Transform" / "transform_graph")) == 1
