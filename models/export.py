@@ -1,7 +1,19 @@
-"""The serving SavedModel: serialized raw tf.Examples in, every task's output out, Transform graph inside.
+"""The serving SavedModel: every signature runs the Transform graph on raw inputs, then the model.
 
-A `tf.Module` holds the Keras 3 model and Transform's layer, so TF Serving and TFMA run the very preprocessing
-that training saw. Loading the SavedModel needs `import tensorflow_text` first (its WordPiece ops).
+A `tf.Module` holds the Keras 3 model, Transform's layer and the catalogue (every item's text, and an index of
+every item's embedding built at export time), so TF Serving and TFMA run the very preprocessing training saw,
+and items with text but no interactions are retrievable. Unknown users and items fall into the OOV buckets
+(unknown items also have no text); they never fail a request. Loading the SavedModel in Python needs
+`import tensorflow_text` first (its WordPiece ops).
+
+Signatures:
+    serving_default: serialized raw tf.Examples -> click, rating, user_embedding, item_embedding.
+    rank: user_id (B,), history (B, H), item_ids (B, C) -> click and rating, each (B, C).
+    retrieve: user_id (B,), history (B, H), k (), exclude_history () -> item_ids and scores, each (B, k).
+    user_embedding: user_id (B,), history (B, H) -> user_embedding (B, D).
+    item_embedding: item_ids (N,) -> item_embedding (N, D).
+History rows are padded with empty strings. Embeddings from `user_embedding`, `item_embedding` and the
+retrieval index are L2-normalised, so a dot product is the retrieval score.
 """
 
 from __future__ import annotations
@@ -11,13 +23,27 @@ from typing import Any
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from components.example_gen.input_contract import Item
 from models import features
 from models.model import MultiTaskRecommender
 
 SERVING_SIGNATURE = "serving_default"
+RANK_SIGNATURE = "rank"
+RETRIEVE_SIGNATURE = "retrieve"
+USER_EMBEDDING_SIGNATURE = "user_embedding"
+ITEM_EMBEDDING_SIGNATURE = "item_embedding"
 EXAMPLES_INPUT = "examples"
+# Inputs and outputs of the JSON-friendly signatures.
+ITEM_IDS = "item_ids"
+K = "k"
+EXCLUDE_HISTORY = "exclude_history"
+SCORES = "scores"
 SERVING_OUTPUTS = (features.CLICK_PROBABILITY, features.RATING_PREDICTION, features.USER_EMBEDDING,
                    features.ITEM_EMBEDDING)
+_INDEX_BATCH = 512
+
+_USER_ID_SPEC = tf.TensorSpec([None], tf.string, name=features.USER_ID)
+_HISTORY_SPEC = tf.TensorSpec([None, None], tf.string, name=features.HISTORY)
 
 
 def raw_serving_spec(tft_output: tft.TFTransformOutput) -> dict[str, Any]:
@@ -28,14 +54,62 @@ def raw_serving_spec(tft_output: tft.TFTransformOutput) -> dict[str, Any]:
     return spec
 
 
-class ServingModule(tf.Module):
-    """Parses tf.Examples, applies the Transform graph and the model; returns the serving outputs."""
+def _to_sparse(strings: tf.Tensor) -> tf.SparseTensor:
+    """(B, H) strings padded with "" -> a SparseTensor without the padding, as parse_example would give."""
+    ragged = tf.ragged.boolean_mask(strings, tf.strings.length(strings) > 0)
+    return ragged.to_sparse()
 
-    def __init__(self, model: MultiTaskRecommender, tft_output: tft.TFTransformOutput):
+
+def _normalise(vectors: tf.Tensor) -> tf.Tensor:
+    return tf.math.l2_normalize(vectors, axis=-1)
+
+
+class ServingModule(tf.Module):
+    """The exported object: the model, Transform's layer, the catalogue and its embedding index."""
+
+    def __init__(self, model: MultiTaskRecommender, tft_output: tft.TFTransformOutput, catalogue: list[Item]):
         super().__init__()
         self.model = model
         self.tft_layer = tft_output.transform_features_layer()
         self._raw_spec = raw_serving_spec(tft_output)
+        ids = [item.item_id for item in catalogue]
+        self.catalogue_ids = tf.constant(ids, tf.string)
+        self.titles = tf.constant([item.title for item in catalogue], tf.string)
+        self.descriptions = tf.constant([item.description for item in catalogue], tf.string)
+        self.categories = tf.constant(
+            [features.CATEGORY_SEPARATOR.join(item.categories) for item in catalogue], tf.string)
+        self.row_of_item = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(self.catalogue_ids, tf.range(len(ids), dtype=tf.int64)), -1)
+        vectors = [self._item_vectors(self.catalogue_ids[start:start + _INDEX_BATCH])
+                   for start in range(0, len(ids), _INDEX_BATCH)]
+        self.catalogue_embeddings = tf.Variable(_normalise(tf.concat(vectors, 0)), trainable=False)
+
+    # === Raw features -> tower inputs ===
+
+    def _item_vectors(self, item_ids: tf.Tensor) -> tf.Tensor:
+        """Item tower output for ids; text and categories come from the catalogue (none for unknown ids)."""
+        rows = self.row_of_item.lookup(item_ids)
+        known = rows >= 0
+        safe = tf.maximum(rows, 0)
+
+        def column(values: tf.Tensor) -> tf.Tensor:
+            return tf.where(known, tf.gather(values, safe), "")[:, None]
+
+        categories = tf.strings.split(tf.where(known, tf.gather(self.categories, safe), ""),
+                                      features.CATEGORY_SEPARATOR)
+        raw = {
+            features.ITEM_ID: item_ids[:, None],
+            features.TITLE: column(self.titles),
+            features.DESCRIPTION: column(self.descriptions),
+            features.CATEGORIES: tf.ragged.boolean_mask(categories, tf.strings.length(categories) > 0).to_sparse(),
+        }
+        return self.model.item_tower(self.tft_layer(raw))
+
+    def _user_vectors(self, user_id: tf.Tensor, history: tf.Tensor) -> tf.Tensor:
+        raw = {features.USER_ID: user_id[:, None], features.HISTORY: _to_sparse(history)}
+        return self.model.user_tower(self.tft_layer(raw))
+
+    # === Signatures ===
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
     def serve_examples(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -43,7 +117,48 @@ class ServingModule(tf.Module):
         outputs = self.model(transformed, training=False)
         return {name: outputs[name] for name in SERVING_OUTPUTS}
 
+    @tf.function(input_signature=[_USER_ID_SPEC, _HISTORY_SPEC, tf.TensorSpec([None, None], tf.string, name=ITEM_IDS)])
+    def rank(self, user_id: tf.Tensor, history: tf.Tensor, item_ids: tf.Tensor) -> dict[str, tf.Tensor]:
+        users = self._user_vectors(user_id, history)
+        candidates = tf.shape(item_ids)[1]
+        items = self._item_vectors(tf.reshape(item_ids, [-1]))
+        scores = self.model.score(tf.repeat(users, candidates, axis=0), items)
+        return {name: tf.reshape(scores[name], [-1, candidates])
+                for name in (features.CLICK_PROBABILITY, features.RATING_PREDICTION)}
 
-def save_serving_model(model: MultiTaskRecommender, tft_output: tft.TFTransformOutput, export_dir: str) -> None:
-    module = ServingModule(model, tft_output)
-    tf.saved_model.save(module, export_dir, signatures={SERVING_SIGNATURE: module.serve_examples})
+    @tf.function(input_signature=[_USER_ID_SPEC, _HISTORY_SPEC, tf.TensorSpec([], tf.int32, name=K),
+                                  tf.TensorSpec([], tf.bool, name=EXCLUDE_HISTORY)])
+    def retrieve(self, user_id: tf.Tensor, history: tf.Tensor, k: tf.Tensor, exclude_history: tf.Tensor
+                 ) -> dict[str, tf.Tensor]:
+        users = _normalise(self._user_vectors(user_id, history))
+        scores = tf.matmul(users, self.catalogue_embeddings, transpose_b=True)  # (B, N)
+        rows = self.row_of_item.lookup(history)  # (B, H), -1 for padding and unknown ids
+        known = tf.where(rows >= 0)
+        seen = tf.scatter_nd(tf.stack([known[:, 0], tf.gather_nd(rows, known)], axis=1),
+                             tf.ones([tf.shape(known)[0]]), tf.shape(scores, out_type=tf.int64)) > 0
+        scores = tf.where(tf.logical_and(exclude_history, seen), tf.constant(-3.0), scores)  # below any cosine
+        top = tf.math.top_k(scores, k=tf.minimum(k, tf.shape(self.catalogue_ids)[0]))
+        return {ITEM_IDS: tf.gather(self.catalogue_ids, top.indices), SCORES: top.values}
+
+    @tf.function(input_signature=[_USER_ID_SPEC, _HISTORY_SPEC])
+    def user_embedding(self, user_id: tf.Tensor, history: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {features.USER_EMBEDDING: _normalise(self._user_vectors(user_id, history))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=ITEM_IDS)])
+    def item_embedding(self, item_ids: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {features.ITEM_EMBEDDING: _normalise(self._item_vectors(item_ids))}
+
+    def signatures(self) -> dict[str, Any]:
+        return {
+            SERVING_SIGNATURE: self.serve_examples,
+            RANK_SIGNATURE: self.rank,
+            RETRIEVE_SIGNATURE: self.retrieve,
+            USER_EMBEDDING_SIGNATURE: self.user_embedding,
+            ITEM_EMBEDDING_SIGNATURE: self.item_embedding,
+        }
+
+
+def save_serving_model(model: MultiTaskRecommender, tft_output: tft.TFTransformOutput, catalogue: list[Item],
+                       export_dir: str) -> None:
+    module = ServingModule(model, tft_output, catalogue)
+    tf.saved_model.save(module, export_dir, signatures=module.signatures())

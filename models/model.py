@@ -51,11 +51,13 @@ class MultiTaskRecommender(keras.Model):
     def call(self, inputs: dict[str, Any], training: bool = False) -> dict[str, Any]:
         user = self.user_tower(inputs)
         item = self.item_tower(inputs)
+        return {features.USER_EMBEDDING: user, features.ITEM_EMBEDDING: item, **self.score(user, item)}
+
+    def score(self, user: Any, item: Any) -> dict[str, Any]:
+        """The ranking heads on (user, item) embedding pairs; serving ranks candidates with this alone."""
         hidden = self.ranking_hidden(keras.ops.concatenate([user, item, user * item], axis=-1))
         click_logit = keras.ops.squeeze(self.click_head(hidden), -1)
         return {
-            features.USER_EMBEDDING: user,
-            features.ITEM_EMBEDDING: item,
             CLICK_LOGIT: click_logit,
             features.CLICK_PROBABILITY: keras.ops.sigmoid(click_logit),
             features.RATING_PREDICTION: keras.ops.squeeze(self.rating_head(hidden), -1),

@@ -30,10 +30,11 @@ def retrieval_loss(user_embeddings: Any, item_embeddings: Any, item_ids: Any, we
 
 def click_loss(labels: Any, logits: Any) -> Any:
     """Binary cross-entropy of the click head."""
+    labels = keras.ops.cast(labels, logits.dtype)
     return keras.ops.mean(keras.losses.binary_crossentropy(
         keras.ops.expand_dims(labels, -1), keras.ops.expand_dims(logits, -1), from_logits=True))
 
 
 def rating_loss(labels: Any, predictions: Any) -> Any:
     """Mean squared error of the rating head."""
-    return keras.ops.mean(keras.ops.square(labels - predictions))
+    return keras.ops.mean(keras.ops.square(keras.ops.cast(labels, predictions.dtype) - predictions))

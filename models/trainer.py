@@ -10,6 +10,7 @@ import tensorflow_transform as tft
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
+from components.example_gen import input_contract
 from models import export, features, preprocessing, text_encoder
 from models.model import MultiTaskRecommender
 from models.towers import ItemTower, UserTower
@@ -48,7 +49,7 @@ def build_model(tft_output: tft.TFTransformOutput, config: dict[str, Any]) -> Mu
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
-    """TFX Trainer entry point (GenericExecutor)."""
+    """TFX Trainer entry point (GenericExecutor). `custom_config["items_path"]` is the catalogue to index."""
     config = fn_args.custom_config
     # Grappler's AddOpsRewrite can create clashing temporary variables on CPU (AlreadyExistsError mid-epoch,
     # tensorflow/tensorflow#33713); the rewrite only saves a few additions, so it is off.
@@ -68,4 +69,5 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)],
         verbose=2,
     )
-    export.save_serving_model(model, tft_output, fn_args.serving_model_dir)
+    catalogue = list(input_contract.read_items(config["items_path"]).values())
+    export.save_serving_model(model, tft_output, catalogue, fn_args.serving_model_dir)

@@ -152,6 +152,7 @@ def build_pipeline(config: config_lib.RunConfig, paths: RunPaths, data_root: str
         "hidden_dim": model.hidden_dim,
         "temperature": model.temperature,
         "task_weights": model.task_weights,
+        "items_path": os.path.join(data_root, input_contract.ITEMS_FILE),
         **dataclasses.asdict(config.training),
     }
     return create_pipeline(
