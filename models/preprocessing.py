@@ -22,10 +22,12 @@ CLS, SEP, PAD, UNK = "[CLS]", "[SEP]", "[PAD]", "[UNK]"
 
 
 def make_tokenizer(vocabulary: list[str]) -> tf_text.BertTokenizer:
-    table = tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(
-            keys=tf.constant(vocabulary), values=tf.range(len(vocabulary), dtype=tf.int64)),
-        default_value=-1)
+    # Created in the init scope, the table is initialised once when the graph loads, not on every batch.
+    with tf.init_scope():
+        table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                keys=tf.constant(vocabulary), values=tf.range(len(vocabulary), dtype=tf.int64)),
+            default_value=-1)
     return tf_text.BertTokenizer(table, token_out_type=tf.int64, lower_case=True, unknown_token=UNK)
 
 

@@ -43,6 +43,20 @@ def _convert_movielens(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_serving(args: argparse.Namespace) -> int:
+    import tensorflow_text  # noqa: F401  (registers the TF Text ops, so their graphs parse)
+
+    from components.serving_check import ops
+
+    try:
+        report = ops.check(args.model_dir)
+    except FileNotFoundError as error:
+        print(f"mtrec: error: {error}", file=sys.stderr)
+        return 2
+    print(report.describe())
+    return 0 if report.passed else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mtrec", description="Multi-task recommender on TFX.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -58,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     convert.add_argument("--data", required=True, help="directory with u.data, u.item, u.genre")
     convert.add_argument("--output", required=True)
     convert.set_defaults(handler=_convert_movielens)
+    check = commands.add_parser("check-serving", help="fail, naming them, if a SavedModel needs ops that TF "
+                                                       "Serving does not register")
+    check.add_argument("model_dir", help="a SavedModel directory (e.g. serving/<version>)")
+    check.set_defaults(handler=_check_serving)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)

@@ -9,6 +9,7 @@ from tfx import v1 as tfx
 
 from components.anomalies_gate.component import AnomaliesGate
 from components.example_gen.component import EventsExampleGen
+from components.serving_check.component import ServingCheck
 
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.trainer.run_fn"
@@ -70,10 +71,13 @@ def create_pipeline(
         baseline_model=model_resolver.outputs["model"],
         eval_config=eval_config,
     )
-    # Copies a blessed model into a versioned serving directory.
+    # Blesses the model for serving only when TF Serving registers every op of its graphs.
+    serving_check = ServingCheck(model=trainer.outputs["model"])
+    # Copies a model blessed by both into a versioned serving directory.
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=serving_check.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)),
     )
@@ -81,7 +85,7 @@ def create_pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate, transform,
-                    trainer, model_resolver, evaluator, pusher],
+                    trainer, model_resolver, evaluator, serving_check, pusher],
         enable_cache=True,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or ["--direct_num_workers=1"],

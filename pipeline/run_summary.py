@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any
 
 import ml_metadata as mlmd
 import tensorflow_model_analysis as tfma
 from google.protobuf import text_format
 from ml_metadata.proto import metadata_store_pb2
+
+from components.serving_check.component import REPORT_FILE
 
 PIPELINE_RUN_CONTEXT = "pipeline_run"
 
@@ -75,6 +79,10 @@ def summarise(metadata_path: str) -> dict[str, Any]:
         summary["failed_thresholds"] = failed_validations(evaluation.uri)
     for blessing in artifacts.get("ModelBlessing", [])[-1:]:
         summary["blessed"] = bool(_property(blessing, "blessed"))
+    for blessing in artifacts.get("InfraBlessing", [])[-1:]:
+        with open(os.path.join(blessing.uri, REPORT_FILE), encoding="utf-8") as handle:
+            report = json.load(handle)
+        summary["serving_check"] = {"passed": report["passed"], "disallowed_ops": report["disallowed_ops"]}
     summary["pushed"] = False
     for pushed in artifacts.get("PushedModel", [])[-1:]:
         summary["pushed"] = bool(_property(pushed, "pushed"))
@@ -102,8 +110,13 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  model {'BLESSED' if summary['blessed'] else 'NOT blessed'} by the Evaluator")
     for failure in summary.get("failed_thresholds", []):
         lines.append(f"    failed: {failure}")
+    check = summary.get("serving_check")
+    if check and not check["passed"]:
+        lines.append(f"  serving check FAILED: ops not in TF Serving: {', '.join(check['disallowed_ops'])}")
+    elif check:
+        lines.append("  serving check passed: TF Serving registers every op of the model")
     if summary.get("pushed"):
         lines.append(f"  pushed to {summary['pushed_to']}")
     elif summary["status"] == "succeeded":
-        lines.append("  NOT pushed: the model was not blessed, so the serving directory is unchanged")
+        lines.append("  NOT pushed: a check failed (above), so the serving directory is unchanged")
     return "\n".join(lines)

@@ -14,7 +14,7 @@ import yaml
 from pipeline import cli, local_runner
 
 COMPONENTS = ("EventsExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "AnomaliesGate",
-              "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher")
+              "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "ServingCheck", "Pusher")
 
 SCORE_PUSHED_MODEL = r"""
 import json, sys
@@ -69,6 +69,7 @@ def test_model_learns_and_is_blessed_and_pushed(finished_run):
     assert summary["metrics"]["click"]["auc"] > 0.6
     assert summary["metrics"]["rating"]["root_mean_squared_error"] < 1.5
     assert summary["blessed"] is True and summary["failed_thresholds"] == []
+    assert summary["serving_check"] == {"passed": True, "disallowed_ops": []}
     assert summary["pushed"] is True
     assert os.path.isfile(os.path.join(summary["pushed_to"], "saved_model.pb"))
 
