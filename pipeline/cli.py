@@ -57,6 +57,40 @@ def _check_serving(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import logging
+    import time
+
+    from serving.server import ModelServer
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    server = ModelServer(args.model_dir, host=args.host, port=args.port, model_name=args.model_name,
+                         max_batch_size=args.max_batch_size).start()
+    if server.repository.current is None:
+        print(f"mtrec serve: no loadable version under {args.model_dir} yet; waiting for one", file=sys.stderr)
+    print(f"mtrec serve: http://{args.host}:{server.port}/v1/models/{args.model_name}", file=sys.stderr)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
+    return 0
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    from serving import client
+
+    try:
+        items = client.recommend(args.url, args.user, args.k, args.history.split(",") if args.history else None,
+                                 not args.include_history, args.model_name)
+    except client.ServingError as error:
+        print(f"mtrec: error: {error}", file=sys.stderr)
+        return 1
+    for rank, (item, score) in enumerate(items, start=1):
+        print(f"{rank:3d}  {item}  {score:.4f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mtrec", description="Multi-task recommender on TFX.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -76,6 +110,21 @@ def main(argv: list[str] | None = None) -> int:
                                                        "Serving does not register")
     check.add_argument("model_dir", help="a SavedModel directory (e.g. serving/<version>)")
     check.set_defaults(handler=_check_serving)
+    serve = commands.add_parser("serve", help="serve a versioned model directory with TF Serving's REST API")
+    serve.add_argument("--model-dir", required=True, help="directory of numeric versions (e.g. mtrec_runs/serving)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8501)
+    serve.add_argument("--model-name", default="mtrec")
+    serve.add_argument("--max-batch-size", type=int, default=1024)
+    serve.set_defaults(handler=_serve)
+    recommend = commands.add_parser("recommend", help="top-k items for a user from a TF Serving REST endpoint")
+    recommend.add_argument("--user", required=True)
+    recommend.add_argument("--k", type=int, default=10)
+    recommend.add_argument("--history", help="comma-separated item ids the user interacted with, newest first")
+    recommend.add_argument("--include-history", action="store_true", help="do not exclude the history's items")
+    recommend.add_argument("--url", default="http://localhost:8501")
+    recommend.add_argument("--model-name", default="mtrec")
+    recommend.set_defaults(handler=_recommend)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)

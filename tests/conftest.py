@@ -13,3 +13,11 @@ SMALL = synthetic.SyntheticConfig(num_users=60, num_items=40, events_per_user=12
 def small_data_dir(tmp_path):
     synthetic.generate(str(tmp_path / "data"), SMALL)
     return str(tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def exported_model(tmp_path_factory):
+    """(data dir, SavedModel dir) of a small real model with every serving signature (built once, ~40 s)."""
+    from tests import exported_model as builder
+
+    return builder.build(str(tmp_path_factory.mktemp("exported_model")))

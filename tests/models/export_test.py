@@ -11,12 +11,11 @@ import tensorflow_text  # noqa: F401  (the Transform graph's WordPiece ops)
 
 from components.example_gen import input_contract
 from models import export, features
-from tests import exported_model
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    data_dir, model_dir = exported_model.build(str(tmp_path_factory.mktemp("export")))
+def exported(exported_model):
+    data_dir, model_dir = exported_model
     items = input_contract.read_items(os.path.join(data_dir, input_contract.ITEMS_FILE))
     return tf.saved_model.load(model_dir), items
 

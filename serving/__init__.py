@@ -1,0 +1,1 @@
+"""Serving for development: a local server with TF Serving's REST API, and its client."""
