@@ -9,10 +9,12 @@ and items with text but no interactions are retrievable. Unknown users and items
 Signatures:
     serving_default: serialized raw tf.Examples -> click, rating, user_embedding, item_embedding.
     rank: user_id (B,), history (B, H), item_ids (B, C) -> click and rating, each (B, C).
-    retrieve: user_id (B,), history (B, H), k (), exclude_history () -> item_ids and scores, each (B, k).
+    retrieve: user_id (B,), history (B, H), k (B,), exclude_history (B,) -> item_ids and scores, (B, max k).
     user_embedding: user_id (B,), history (B, H) -> user_embedding (B, D).
     item_embedding: item_ids (N,) -> item_embedding (N, D).
-History rows are padded with empty strings. Embeddings from `user_embedding`, `item_embedding` and the
+History rows are padded with empty strings. Every input has the batch dimension first, so TF Serving's
+batching can merge requests (with `pad_variable_length_inputs`); a merged batch returns the largest k asked
+for, so clients keep their first k columns. Embeddings from `user_embedding`, `item_embedding` and the
 retrieval index are L2-normalised, so a dot product is the retrieval score.
 """
 
@@ -126,8 +128,8 @@ class ServingModule(tf.Module):
         return {name: tf.reshape(scores[name], [-1, candidates])
                 for name in (features.CLICK_PROBABILITY, features.RATING_PREDICTION)}
 
-    @tf.function(input_signature=[_USER_ID_SPEC, _HISTORY_SPEC, tf.TensorSpec([], tf.int32, name=K),
-                                  tf.TensorSpec([], tf.bool, name=EXCLUDE_HISTORY)])
+    @tf.function(input_signature=[_USER_ID_SPEC, _HISTORY_SPEC, tf.TensorSpec([None], tf.int32, name=K),
+                                  tf.TensorSpec([None], tf.bool, name=EXCLUDE_HISTORY)])
     def retrieve(self, user_id: tf.Tensor, history: tf.Tensor, k: tf.Tensor, exclude_history: tf.Tensor
                  ) -> dict[str, tf.Tensor]:
         users = _normalise(self._user_vectors(user_id, history))
@@ -136,8 +138,8 @@ class ServingModule(tf.Module):
         known = tf.where(rows >= 0)
         seen = tf.scatter_nd(tf.stack([known[:, 0], tf.gather_nd(rows, known)], axis=1),
                              tf.ones([tf.shape(known)[0]]), tf.shape(scores, out_type=tf.int64)) > 0
-        scores = tf.where(tf.logical_and(exclude_history, seen), tf.constant(-3.0), scores)  # below any cosine
-        top = tf.math.top_k(scores, k=tf.minimum(k, tf.shape(self.catalogue_ids)[0]))
+        scores = tf.where(tf.logical_and(exclude_history[:, None], seen), tf.constant(-3.0), scores)  # < any cosine
+        top = tf.math.top_k(scores, k=tf.minimum(tf.reduce_max(k), tf.shape(self.catalogue_ids)[0]))
         return {ITEM_IDS: tf.gather(self.catalogue_ids, top.indices), SCORES: top.values}
 
     @tf.function(input_signature=[_USER_ID_SPEC, _HISTORY_SPEC])

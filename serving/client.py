@@ -36,8 +36,9 @@ def recommend(url: str, user_id: str, k: int = 10, history: list[str] | None = N
     body = {"signature_name": export.RETRIEVE_SIGNATURE, "inputs": {
         features.USER_ID: [user_id],
         features.HISTORY: [history or [""]],
-        export.K: k,
-        export.EXCLUDE_HISTORY: exclude_history,
+        export.K: [k],
+        export.EXCLUDE_HISTORY: [exclude_history],
     }}
     outputs = predict(url, model_name, body)["outputs"]
-    return list(zip(outputs[export.ITEM_IDS][0], outputs[export.SCORES][0], strict=True))
+    # With server-side batching a row can carry more than k columns (the batch's largest k).
+    return list(zip(outputs[export.ITEM_IDS][0][:k], outputs[export.SCORES][0][:k], strict=True))

@@ -84,8 +84,8 @@ def test_recommend_client_and_command(server, capsys):
     (b'{"signature_name": "rank", "instances": [{"user_id": "u"}]}', "instances[0]: has inputs"),
     (b'{"signature_name": "rank", "inputs": {"user_id": ["u"], "history": [["a"], ["b", "c"]], '
      b'"item_ids": [["i"]]}}', "input 'history'"),
-    (b'{"signature_name": "retrieve", "inputs": {"user_id": ["u"], "history": [[""]], "k": "ten", '
-     b'"exclude_history": true}}', "input 'k'"),
+    (b'{"signature_name": "retrieve", "inputs": {"user_id": ["u"], "history": [[""]], "k": ["ten"], '
+     b'"exclude_history": [true]}}', "input 'k'"),
     (b'{"signature_name": "rank", "inputs": {"user_id": [1], "history": [[""]], "item_ids": [["i"]]}}',
      "expected strings"),
     (b'{"signature_name": "item_embedding", "inputs": {"item_ids": []}}', "empty batch"),
