@@ -8,7 +8,7 @@ setup(
     description="Multi-task recommender on TensorFlow Extended: retrieval + ranking with a BERT item text tower.",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*", "models", "models.*",
-                                    "schema", "schema.*", "serving", "serving.*"]),
+                                    "schema", "schema.*", "serving", "serving.*", "benchmarks", "benchmarks.*"]),
     package_data={"schema": ["*.pbtxt"], "pipeline": ["*.yaml"]},
     install_requires=[
         "tfx[kfp]==1.21.0",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -91,6 +92,16 @@ def _recommend(args: argparse.Namespace) -> int:
     return 0
 
 
+def _benchmark(args: argparse.Namespace) -> int:
+    if args.name == "serving":
+        from benchmarks import serving
+
+        report = serving.run(args.output, requests=args.requests)
+        print(json.dumps(report["targets_met"]))
+        print(f"mtrec: wrote {os.path.join(args.output, 'serving.json')} and serving.md")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mtrec", description="Multi-task recommender on TFX.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -125,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     recommend.add_argument("--url", default="http://localhost:8501")
     recommend.add_argument("--model-name", default="mtrec")
     recommend.set_defaults(handler=_recommend)
+    benchmark = commands.add_parser("benchmark", help="run a benchmark; results go to JSON and markdown")
+    benchmark.add_argument("name", choices=["serving"])
+    benchmark.add_argument("--output", default="benchmarks/results")
+    benchmark.add_argument("--requests", type=int, default=200, help="timed requests per measurement")
+    benchmark.set_defaults(handler=_benchmark)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)

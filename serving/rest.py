@@ -46,16 +46,16 @@ def signature_metadata(signatures: dict[str, Any]) -> dict[str, Any]:
 
 def _to_tensor(name: str, value: Any, spec: tf.TensorSpec) -> tf.Tensor:
     try:
-        array = np.asarray(value, dtype=object if spec.dtype == tf.string else spec.dtype.as_numpy_dtype)
+        tensor = tf.constant(value, dtype=spec.dtype)
     except (ValueError, TypeError) as error:
-        raise RequestError(f"input '{name}': cannot convert to {spec.dtype.name} of shape {spec.shape} "
-                           f"(lists of unequal length, or values of the wrong type): {error}") from None
-    if array.dtype == object and spec.dtype == tf.string and not all(isinstance(v, str) for v in array.flat):
-        raise RequestError(f"input '{name}': expected strings")
-    if not spec.shape.is_compatible_with(array.shape):
-        raise RequestError(f"input '{name}': shape {list(array.shape)} does not match the signature's "
+        kind = "strings" if spec.dtype == tf.string else spec.dtype.name
+        raise RequestError(f"input '{name}': expected {kind} of shape {spec.shape.as_list()} (None: any size); "
+                           f"lists of unequal length or values of another type cannot be converted: "
+                           f"{str(error).splitlines()[0]}") from None
+    if not spec.shape.is_compatible_with(tensor.shape):
+        raise RequestError(f"input '{name}': shape {tensor.shape.as_list()} does not match the signature's "
                            f"{spec.shape.as_list()}")
-    return tf.constant(array.tolist() if array.dtype == object else array, dtype=spec.dtype)
+    return tensor
 
 
 def _columns_from_instances(instances: Any, inputs: dict[str, tf.TensorSpec]) -> dict[str, Any]:

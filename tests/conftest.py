@@ -18,6 +18,6 @@ def small_data_dir(tmp_path):
 @pytest.fixture(scope="session")
 def exported_model(tmp_path_factory):
     """(data dir, SavedModel dir) of a small real model with every serving signature (built once, ~40 s)."""
-    from tests import exported_model as builder
+    from benchmarks import small_model
 
-    return builder.build(str(tmp_path_factory.mktemp("exported_model")))
+    return small_model.build(str(tmp_path_factory.mktemp("exported_model")))

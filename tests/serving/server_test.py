@@ -87,7 +87,7 @@ def test_recommend_client_and_command(server, capsys):
     (b'{"signature_name": "retrieve", "inputs": {"user_id": ["u"], "history": [[""]], "k": ["ten"], '
      b'"exclude_history": [true]}}', "input 'k'"),
     (b'{"signature_name": "rank", "inputs": {"user_id": [1], "history": [[""]], "item_ids": [["i"]]}}',
-     "expected strings"),
+     "input 'user_id': expected strings"),
     (b'{"signature_name": "item_embedding", "inputs": {"item_ids": []}}', "empty batch"),
     (b'{"signature_name": "item_embedding", "inputs": {"item_ids": ["a","b","c","d","e","f","g","h","i"]}}',
      "exceeds the maximum of 8"),

@@ -1,0 +1,1 @@
+"""`mtrec benchmark ...`: measurements written to benchmarks/results/ as JSON and markdown."""
