@@ -91,7 +91,8 @@ class ModelRepository:
             self.refresh()
 
 
-def make_handler(repository: ModelRepository, model_name: str, max_batch_size: int) -> type:
+def make_handler(repository: ModelRepository, model_name: str, max_batch_size: int,
+                 max_body_bytes: int = 64 * 2**20) -> type:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as TF Serving's clients expect
         # Headers and body leave in two writes; with Nagle's algorithm on, a kept-alive client's delayed ACK
@@ -146,12 +147,22 @@ def make_handler(repository: ModelRepository, model_name: str, max_batch_size: i
             if rest_of_path != ":predict":
                 self._reply(405, {"error": "only :predict accepts POST"})
                 return
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                self._reply(400, {"error": "Content-Length is not a number"})
+                return
+            if length > max_body_bytes:
+                self._reply(413, {"error": f"request body of {length} bytes exceeds {max_body_bytes}"})
+                return
             body = self.rfile.read(length)
             try:
                 self._reply(200, rest.predict(loaded.signatures, body, max_batch_size))
             except rest.RequestError as error:
                 self._reply(400, {"error": str(error)})
+            except Exception as error:  # noqa: BLE001 - a fault of the server or model, not of the request
+                log.exception("mtrec serve: predict failed")
+                self._reply(500, {"error": f"internal error: {type(error).__name__}: {error}"})
 
     return Handler
 

@@ -31,7 +31,11 @@ examples = [tf.train.Example(features=tf.train.Features(feature={
     "history": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"item_00002"])),
 })).SerializeToString() for user in ("user_00001", "a user never seen")]
 outputs = model.signatures["serving_default"](examples=tf.constant(examples))
-print(json.dumps({name: value.numpy().tolist() for name, value in outputs.items()}))
+result = {name: value.numpy().tolist() for name, value in outputs.items()}
+retrieved = model.signatures["retrieve"](user_id=tf.constant(["user_00001"]), history=tf.constant([[""]]),
+                                         k=tf.constant([100000]), exclude_history=tf.constant([False]))
+result["retrieved"] = [item.decode() for item in retrieved["item_ids"].numpy()[0]]
+print(json.dumps(result))
 """
 
 
@@ -82,6 +86,10 @@ def test_pushed_model_scores_examples_in_a_fresh_process(finished_run):
     assert len(outputs["click"]) == 2 and all(0.0 < p < 1.0 for p in outputs["click"])
     assert len(outputs["rating"]) == 2
     assert len(outputs["user_embedding"][0]) == len(outputs["item_embedding"][0]) == 32
+    # retrieve indexes the whole catalogue, cold items (never in an event) included.
+    with open(os.path.join(summary["input"]["dir"], "items.csv"), encoding="utf-8") as handle:
+        catalogue = {line.split(",")[0] for line in handle.readlines()[1:]}
+    assert set(outputs["retrieved"]) == catalogue
 
 
 def test_rerun_reuses_cached_artifacts_and_compares_against_the_blessed_baseline(finished_run, tmp_path):
