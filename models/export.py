@@ -49,10 +49,10 @@ _HISTORY_SPEC = tf.TensorSpec([None, None], tf.string, name=features.HISTORY)
 
 
 def raw_serving_spec(tft_output: tft.TFTransformOutput) -> dict[str, Any]:
-    """The raw feature spec a request must follow: the schema's features minus the labels."""
+    """The raw feature spec a request must follow: the schema's features minus labels and evaluation slices."""
     spec = tft_output.raw_feature_spec()
-    for label in features.LABEL_KEYS.values():
-        spec.pop(label)
+    for name in (*features.LABEL_KEYS.values(), *features.SLICE_FEATURES):
+        spec.pop(name)
     return spec
 
 

@@ -23,6 +23,10 @@ CATEGORY_SEPARATOR = "|"
 
 # === Added by ExampleGen ===
 HISTORY = "history"  # the user's previous item ids, most recent first, strictly before the event's timestamp
+# Evaluation slices, from counts over the train split; the model never reads them and serving never needs them.
+ITEM_POPULARITY = "item_popularity"  # cold (no train events), rare, medium, popular
+USER_ACTIVITY = "user_activity"  # new (no train events), light, regular, heavy
+SLICE_FEATURES = (ITEM_POPULARITY, USER_ACTIVITY)
 
 # === Tasks: name -> label column ===
 RETRIEVAL_TASK = "retrieval"

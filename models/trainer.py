@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 from typing import Any
 
 import keras
@@ -14,6 +17,33 @@ from components.example_gen import input_contract
 from models import export, features, preprocessing, text_encoder
 from models.model import MultiTaskRecommender
 from models.towers import ItemTower, UserTower
+
+TRAINING_LOG_FILE = "training_log.json"
+# How `fit` shows progress: "bar" (a progress bar per epoch), "epoch" (a line per epoch) or "none". An
+# environment variable rather than a Trainer property, so that changing it never invalidates a cached model.
+PROGRESS_ENV = "MTREC_PROGRESS"
+_VERBOSITY = {"bar": 1, "epoch": 2, "none": 0}
+
+
+class TrainingLog(keras.callbacks.Callback):
+    """Writes every epoch's losses, metrics and learning rate to a JSON file, for the run report."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+        self.epochs: list[dict[str, float]] = []
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        self.epochs.append({"epoch": epoch + 1, "learning_rate": learning_rate,
+                            **{name: float(value) for name, value in (logs or {}).items()}})
+        with open(self.path, "w", encoding="utf-8") as handle:
+            json.dump(self.epochs, handle, indent=2)
+
+
+def _verbosity() -> int:
+    default = "bar" if sys.stdout.isatty() else "epoch"
+    return _VERBOSITY.get(os.environ.get(PROGRESS_ENV, default), _VERBOSITY[default])
 
 
 def make_dataset(file_pattern: list[str], data_accessor: tfx.components.DataAccessor,
@@ -66,8 +96,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         train,
         validation_data=evaluation,
         epochs=config["epochs"],
-        callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)],
-        verbose=2,
+        callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir),
+                   TrainingLog(os.path.join(fn_args.model_run_dir, TRAINING_LOG_FILE))],
+        verbose=_verbosity(),
     )
     catalogue = list(input_contract.read_items(config["items_path"]).values())
     export.save_serving_model(model, tft_output, catalogue, fn_args.serving_model_dir)

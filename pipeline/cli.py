@@ -12,19 +12,37 @@ from pipeline import config as config_lib
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Progress lines and a human summary on a terminal; with --quiet or when piped, only the JSON summary."""
     if not args.verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO/WARNING lines
+    from models.trainer import PROGRESS_ENV
     from pipeline import local_runner, run_summary
 
     config = config_lib.load(args.config)
     if args.output_dir:
         config.output_dir = args.output_dir
+    progress = sys.stderr.isatty() and not args.quiet
+    human = sys.stdout.isatty() and not args.quiet
+    os.environ[PROGRESS_ENV] = "bar" if progress else "none"
     try:
-        summary = local_runner.run(config, verbose=args.verbose)
+        summary = local_runner.run(config, verbose=args.verbose, progress=progress)
     except local_runner.RunFailedError as error:
         print(f"mtrec: run failed: {error}", file=sys.stderr)
+        print(f"mtrec: report: {os.path.join(os.path.abspath(config.output_dir), 'report.html')}", file=sys.stderr)
         return 1
-    print(run_summary.format_summary(summary))
+    print(run_summary.format_summary(summary) if human else json.dumps(summary, sort_keys=True))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pipeline import report
+
+    try:
+        path = report.write(args.run_dir, output_path=args.output)
+    except FileNotFoundError as error:
+        print(f"mtrec: error: {error}", file=sys.stderr)
+        return 2
+    print(path)
     return 0
 
 
@@ -109,7 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--config", help="YAML configuration (see README); defaults apply to what it leaves out")
     run.add_argument("--output-dir", help="overrides the configuration's output_dir")
     run.add_argument("--verbose", action="store_true", help="show all of TFX's and Beam's logs")
+    run.add_argument("--quiet", action="store_true", help="no progress; print only the summary, as JSON")
     run.set_defaults(handler=_run)
+    report = commands.add_parser("report", help="write the HTML report of the latest run in RUN_DIR")
+    report.add_argument("run_dir", help="the run's output_dir")
+    report.add_argument("--output", help="where to write the page (default: RUN_DIR/report.html)")
+    report.set_defaults(handler=_report)
     generate = commands.add_parser("generate", help="write the synthetic dataset (events.csv, items.csv)")
     generate.add_argument("--output", required=True)
     generate.set_defaults(handler=_generate)

@@ -48,5 +48,7 @@ def eval_config(thresholds: Evaluation) -> tfma.EvalConfig:
                 rating_rmse,
             ]),
         ],
-        slicing_specs=[tfma.SlicingSpec()],
+        # Overall, and per item popularity (cold items included) and user activity bucket.
+        slicing_specs=[tfma.SlicingSpec(),
+                       *(tfma.SlicingSpec(feature_keys=[name]) for name in features.SLICE_FEATURES)],
     )

@@ -113,8 +113,9 @@ class _ProgressHandler(logging.Handler):
         print(line, file=sys.stderr, flush=True)
 
 
-def _configure_logging(verbose: bool, num_components: int) -> None:
-    """Per-component progress lines by default; all of TFX's, Beam's and TensorFlow's logs with `verbose`."""
+def _configure_logging(verbose: bool, progress: bool, num_components: int) -> None:
+    """Per-component progress lines with `progress`; all of TFX's, Beam's and TensorFlow's logs with `verbose`;
+    neither: quiet."""
     import warnings
 
     from absl import logging as absl_logging
@@ -126,7 +127,8 @@ def _configure_logging(verbose: bool, num_components: int) -> None:
     logger.propagate = verbose
     if verbose:
         return
-    logger.addHandler(_ProgressHandler(num_components))
+    if progress:
+        logger.addHandler(_ProgressHandler(num_components))
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
 
@@ -169,11 +171,11 @@ def build_pipeline(config: config_lib.RunConfig, paths: RunPaths, data_root: str
     )
 
 
-def run(config: config_lib.RunConfig, verbose: bool = False) -> dict[str, Any]:
-    """Prepares and validates the input, runs the pipeline, and returns (and writes) the run summary.
+def run(config: config_lib.RunConfig, verbose: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Prepares and validates the input, runs the pipeline, writes the report, returns (and writes) the summary.
 
     Raises InputError before anything runs when the input breaks the contract, RunFailedError when a
-    component fails. A failed run's summary says `"status": "failed"` and why.
+    component fails. A failed run's summary says `"status": "failed"` and why; its report shows how far it got.
     """
     paths = RunPaths(os.path.abspath(config.output_dir))
     os.makedirs(paths.output_dir, exist_ok=True)
@@ -181,26 +183,33 @@ def run(config: config_lib.RunConfig, verbose: bool = False) -> dict[str, Any]:
         os.remove(paths.summary)  # never leave an older success in place while this run is unfinished
     data_root = prepare_data(config, paths)
     num_events, num_items = input_contract.validate_input_dir(data_root)
-    print(f"mtrec: input {data_root}: {num_events} events, {num_items} items", file=sys.stderr)
+    if progress:
+        print(f"mtrec: input {data_root}: {num_events} events, {num_items} items", file=sys.stderr)
 
     from tfx import v1 as tfx
 
-    from pipeline import run_summary
+    from pipeline import report, run_summary
 
     started = time.time()
     pipeline = build_pipeline(config, paths, data_root)
-    _configure_logging(verbose, len(pipeline.components))
+    _configure_logging(verbose, progress, len(pipeline.components))
+    inputs = {"dir": data_root, "events": num_events, "items": num_items}
     try:
         tfx.orchestration.LocalDagRunner().run(pipeline)
     except Exception as error:  # noqa: BLE001 - any component failure ends the run with its reason
-        summary = {"status": "failed", "error": run_summary.failure_reason(error),
+        summary = {"status": "failed", "error": run_summary.failure_reason(error), "input": inputs,
                    "output_dir": paths.output_dir, "seconds": round(time.time() - started, 1)}
+        try:
+            summary["report"] = report.write(paths.output_dir, summary)
+        except Exception as report_error:  # noqa: BLE001 - the run's own failure is what must be reported
+            summary["report_error"] = run_summary.failure_reason(report_error)
         _write_json(paths.summary, summary)
         raise RunFailedError(summary["error"]) from error
     summary = run_summary.summarise(paths.metadata)
-    summary.update({"status": "succeeded", "input": {"dir": data_root, "events": num_events, "items": num_items},
-                    "output_dir": paths.output_dir, "seconds": round(time.time() - started, 1)})
-    _write_json(paths.summary, summary)
+    summary.update({"status": "succeeded", "input": inputs, "output_dir": paths.output_dir,
+                    "seconds": round(time.time() - started, 1)})
+    summary["report"] = report.write(paths.output_dir, summary)
+    _write_json(paths.summary, summary)  # last: its presence with "succeeded" marks a finished run
     return summary
 
 

@@ -14,10 +14,18 @@ from ml_metadata.proto import metadata_store_pb2
 from components.serving_check.component import REPORT_FILE
 
 PIPELINE_RUN_CONTEXT = "pipeline_run"
+OVERALL = "overall"
 
 
-def _latest_run_artifacts(store: mlmd.MetadataStore) -> dict[str, list[Any]]:
-    """Artifacts of the newest pipeline run in `store` (each output directory holds one pipeline)."""
+def open_store(metadata_path: str) -> mlmd.MetadataStore:
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return mlmd.MetadataStore(config)
+
+
+def latest_run_artifacts(store: mlmd.MetadataStore) -> dict[str, list[Any]]:
+    """Artifacts of the newest pipeline run in `store`, by type name (each output directory holds one pipeline)."""
     latest = max(store.get_contexts_by_type(PIPELINE_RUN_CONTEXT), key=lambda c: (c.create_time_since_epoch, c.id))
     by_type: dict[str, list[Any]] = {}
     types = {t.id: t.name for t in store.get_artifact_types()}
@@ -26,28 +34,62 @@ def _latest_run_artifacts(store: mlmd.MetadataStore) -> dict[str, list[Any]]:
     return by_type
 
 
-def _property(artifact: Any, name: str) -> Any:
+def produced_by(artifacts: dict[str, list[Any]], type_name: str, component: str) -> Any | None:
+    """The newest artifact of `type_name` that `component` wrote (artifact URIs are root/component/key/id)."""
+    found = [a for a in artifacts.get(type_name, []) if f"/{component}/" in a.uri]
+    return found[-1] if found else None
+
+
+def sibling_output(store: mlmd.MetadataStore, artifact: Any, type_name: str) -> Any | None:
+    """The output of type `type_name` of the execution that produced `artifact` (e.g. a Model's ModelRun).
+
+    A cached Trainer's model keeps its original ModelRun, which the newer run's context does not list.
+    """
+    outputs = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+    producers = [e.execution_id for e in store.get_events_by_artifact_ids([artifact.id]) if e.type in outputs]
+    if not producers:
+        return None
+    ids = [e.artifact_id for e in store.get_events_by_execution_ids(producers[-1:]) if e.type in outputs]
+    types = {t.id: t.name for t in store.get_artifact_types()}
+    found = [a for a in store.get_artifacts_by_id(ids) if types[a.type_id] == type_name]
+    return found[-1] if found else None
+
+
+def split_names(artifact: Any) -> list[str]:
+    return json.loads(artifact.properties["split_names"].string_value)
+
+
+def artifact_property(artifact: Any, name: str) -> Any:
     value = artifact.custom_properties.get(name)
     if value is None:
         return None
     return value.int_value if value.HasField("int_value") else value.string_value
 
 
-def evaluation_metrics(uri: str) -> dict[str, dict[str, dict[str, float]]]:
-    """Overall-slice metrics of a ModelEvaluation artifact: {model: {output name: {metric: value}}}.
+def slice_name(slice_key: Any) -> str:
+    """"overall", or "feature=value" for a single-feature slice."""
+    parts = []
+    for key in slice_key.single_slice_keys:
+        value = key.bytes_value.decode() if key.HasField("bytes_value") else (
+            key.int64_value if key.HasField("int64_value") else key.float_value)
+        parts.append(f"{key.column}={value}")
+    return ", ".join(parts) or OVERALL
+
+
+def evaluation_metrics(uri: str) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """Metrics of a ModelEvaluation artifact: {slice: {model: {output name: {metric: value}}}}.
 
     The model is "candidate" (the new model) or "baseline" (the latest blessed one, when there was one).
     """
-    metrics: dict[str, dict[str, dict[str, float]]] = {}
+    metrics: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     for slice_metrics in tfma.load_metrics(uri):
-        if slice_metrics.slice_key.single_slice_keys:
-            continue
+        by_model = metrics.setdefault(slice_name(slice_metrics.slice_key), {})
         for entry in slice_metrics.metric_keys_and_values:
             if entry.key.is_diff or not entry.value.HasField("double_value"):
                 continue
             model = entry.key.model_name or tfma.CANDIDATE_KEY
             output = entry.key.output_name or "all"
-            metrics.setdefault(model, {}).setdefault(output, {})[entry.key.name] = round(
+            by_model.setdefault(model, {}).setdefault(output, {})[entry.key.name] = round(
                 entry.value.double_value.value, 4)
     return metrics
 
@@ -65,29 +107,25 @@ def failed_validations(uri: str) -> list[str]:
 
 
 def summarise(metadata_path: str) -> dict[str, Any]:
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = metadata_path
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-    store = mlmd.MetadataStore(config)
-    artifacts = _latest_run_artifacts(store)
+    artifacts = latest_run_artifacts(open_store(metadata_path))
     summary: dict[str, Any] = {}
     for evaluation in artifacts.get("ModelEvaluation", [])[-1:]:
-        by_model = evaluation_metrics(evaluation.uri)
+        by_model = evaluation_metrics(evaluation.uri)[OVERALL]
         summary["metrics"] = by_model.get(tfma.CANDIDATE_KEY, {})
         if tfma.BASELINE_KEY in by_model:
             summary["baseline_metrics"] = by_model[tfma.BASELINE_KEY]
         summary["failed_thresholds"] = failed_validations(evaluation.uri)
     for blessing in artifacts.get("ModelBlessing", [])[-1:]:
-        summary["blessed"] = bool(_property(blessing, "blessed"))
+        summary["blessed"] = bool(artifact_property(blessing, "blessed"))
     for blessing in artifacts.get("InfraBlessing", [])[-1:]:
         with open(os.path.join(blessing.uri, REPORT_FILE), encoding="utf-8") as handle:
             report = json.load(handle)
         summary["serving_check"] = {"passed": report["passed"], "disallowed_ops": report["disallowed_ops"]}
     summary["pushed"] = False
     for pushed in artifacts.get("PushedModel", [])[-1:]:
-        summary["pushed"] = bool(_property(pushed, "pushed"))
+        summary["pushed"] = bool(artifact_property(pushed, "pushed"))
         if summary["pushed"]:
-            summary["pushed_to"] = _property(pushed, "pushed_destination")
+            summary["pushed_to"] = artifact_property(pushed, "pushed_destination")
     for model in artifacts.get("Model", [])[-1:]:
         summary["model"] = model.uri
     return summary
@@ -119,4 +157,6 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  pushed to {summary['pushed_to']}")
     elif summary["status"] == "succeeded":
         lines.append("  NOT pushed: a check failed (above), so the serving directory is unchanged")
+    if summary.get("report"):
+        lines.append(f"  report: {summary['report']}")
     return "\n".join(lines)

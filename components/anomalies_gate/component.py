@@ -16,11 +16,11 @@ class DataAnomaliesError(RuntimeError):
     """The examples do not match the curated schema; the message names each feature and the reason."""
 
 
-def describe_anomalies(anomalies: tfx.types.standard_artifacts.ExampleAnomalies) -> list[str]:
-    """One line per anomaly: split, feature and TFDV's explanation."""
+def describe_anomalies(uri: str, splits: list[str]) -> list[str]:
+    """One line per anomaly in the ExampleAnomalies at `uri`: split, feature and TFDV's explanation."""
     problems = []
-    for split in artifact_utils.decode_split_names(anomalies.split_names):
-        path = os.path.join(anomalies.uri, f"Split-{split}", example_validator_executor.DEFAULT_FILE_NAME)
+    for split in splits:
+        path = os.path.join(uri, f"Split-{split}", example_validator_executor.DEFAULT_FILE_NAME)
         found = anomalies_util.load_anomalies_binary(path)
         for feature, info in sorted(found.anomaly_info.items()):
             reasons = "; ".join(reason.description for reason in info.reason) or info.description
@@ -33,6 +33,6 @@ def describe_anomalies(anomalies: tfx.types.standard_artifacts.ExampleAnomalies)
 @tfx.dsl.components.component
 def AnomaliesGate(anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies]
                   ) -> None:
-    problems = describe_anomalies(anomalies)
+    problems = describe_anomalies(anomalies.uri, artifact_utils.decode_split_names(anomalies.split_names))
     if problems:
         raise DataAnomaliesError("the data does not match the schema:\n  " + "\n  ".join(problems))

@@ -21,6 +21,9 @@ HISTORY_LENGTH_KEY = "history_length"
 SPLIT_KEY = "split"
 EVAL_FRACTION_KEY = "eval_fraction"
 SEED_KEY = "seed"
+# Train-split event counts -> slice names: (lowest count of the bucket, name), ascending.
+POPULARITY_BUCKETS = ((0, "cold"), (1, "rare"), (10, "medium"), (50, "popular"))
+ACTIVITY_BUCKETS = ((0, "new"), (1, "light"), (10, "regular"), (50, "heavy"))
 
 
 def _bytes(*values: str) -> tf.train.Feature:
@@ -76,6 +79,30 @@ def user_examples(
         yield (EVAL if is_eval else TRAIN), to_example(event, item, history)
 
 
+def bucket(count: int, buckets: tuple[tuple[int, str], ...]) -> str:
+    """Name of the last bucket whose lower bound `count` reaches."""
+    return [name for lowest, name in buckets if count >= lowest][-1]
+
+
+def add_slices(pair: tuple[str, tf.train.Example], item_counts: dict[str, int], user_counts: dict[str, int]
+               ) -> tuple[str, tf.train.Example]:
+    """Adds the evaluation slice features from the train split's counts of the example's item and user."""
+    split, example = pair
+    feature = example.features.feature
+    item = feature[features.ITEM_ID].bytes_list.value[0].decode()
+    user = feature[features.USER_ID].bytes_list.value[0].decode()
+    feature[features.ITEM_POPULARITY].CopyFrom(_bytes(bucket(item_counts.get(item, 0), POPULARITY_BUCKETS)))
+    feature[features.USER_ACTIVITY].CopyFrom(_bytes(bucket(user_counts.get(user, 0), ACTIVITY_BUCKETS)))
+    return split, example
+
+
+def _train_counts(examples: beam.PCollection, key: str, label: str) -> beam.PCollection:
+    return (examples
+            | f"Train{label}" >> beam.Filter(lambda pair: pair[0] == TRAIN)
+            | f"{label}Ids" >> beam.Map(lambda pair: pair[1].features.feature[key].bytes_list.value[0].decode())
+            | f"Count{label}" >> beam.combiners.Count.PerElement())
+
+
 def _attach_item(joined: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[str, tuple]]:
     item_id, group = joined
     if not group["items"]:
@@ -112,6 +139,10 @@ def EventsToSplitExamples(
         | "AddHistoryAndSplit" >> beam.FlatMap(
             lambda user: user_examples(user[1], history_length, split, eval_fraction, seed))
     )
+    examples = examples | "AddSlices" >> beam.Map(
+        add_slices,
+        item_counts=beam.pvalue.AsDict(_train_counts(examples, features.ITEM_ID, "Items")),
+        user_counts=beam.pvalue.AsDict(_train_counts(examples, features.USER_ID, "Users")))
     train, eval_ = examples | "Split" >> beam.Partition(lambda pair, _: int(pair[0] == EVAL), 2)
     return {
         TRAIN: train | "TrainExamples" >> beam.Values(),

@@ -66,12 +66,22 @@ def test_beam_pipeline_joins_item_text_and_splits(tmp_path):
 
     def summary(example):
         return (_values(example, features.USER_ID)[0], _values(example, features.TITLE)[0],
-                tuple(_values(example, features.CATEGORIES)), tuple(_values(example, features.HISTORY)))
+                tuple(_values(example, features.CATEGORIES)), tuple(_values(example, features.HISTORY)),
+                _values(example, features.ITEM_POPULARITY)[0])
 
     with beam.Pipeline() as pipeline:
         splits = pipeline | executor.EventsToSplitExamples(str(tmp_path), 3, "time", 0.5, 0)
         beam_util.assert_that(splits["train"] | "T" >> beam.Map(summary),
-                              beam_util.equal_to([("u1", "Rocket", ("space", "sky"), ()),
-                                                  ("u2", "Bread", ("cooking",), ())]), label="train")
+                              beam_util.equal_to([("u1", "Rocket", ("space", "sky"), (), "rare"),
+                                                  ("u2", "Bread", ("cooking",), (), "rare")]), label="train")
         beam_util.assert_that(splits["eval"] | "E" >> beam.Map(summary),
-                              beam_util.equal_to([("u1", "Bread", ("cooking",), ("a",))]), label="eval")
+                              beam_util.equal_to([("u1", "Bread", ("cooking",), ("a",), "rare")]), label="eval")
+
+
+def test_slices_come_from_train_counts():
+    assert [executor.bucket(n, executor.POPULARITY_BUCKETS) for n in (0, 1, 9, 10, 49, 50, 500)] == [
+        "cold", "rare", "rare", "medium", "medium", "popular", "popular"]
+    example = executor.to_example(_event("u", "a", 1), ITEM["a"], [])
+    _, annotated = executor.add_slices(("eval", example), {"a": 12}, {})
+    assert _values(annotated, features.ITEM_POPULARITY) == ["medium"]
+    assert _values(annotated, features.USER_ACTIVITY) == ["new"]  # the user has no train events

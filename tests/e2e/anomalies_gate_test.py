@@ -29,3 +29,5 @@ def test_schema_anomaly_stops_the_run_and_names_the_feature(tmp_path, capsys):
     assert summary["status"] == "failed" and "feature 'rating'" in summary["error"]
     assert not os.path.exists(tmp_path / "out" / "pipeline_root" / "Transform")
     assert not os.path.exists(tmp_path / "out" / "serving")
+    page = (tmp_path / "out" / "report.html").read_text()  # the report shows how far the run got, and why
+    assert "ExampleValidator found anomalies" in page and "rating" in page

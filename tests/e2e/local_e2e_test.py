@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -12,6 +13,8 @@ import pytest
 import yaml
 
 from pipeline import cli, local_runner
+from pipeline import report as report_lib
+from tests import browser
 
 COMPONENTS = ("EventsExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "AnomaliesGate",
               "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "ServingCheck", "Pusher")
@@ -56,7 +59,9 @@ def finished_run(tmp_path_factory):
     config_path.write_text(yaml.safe_dump(small_run_config(str(root / "out"))))
     assert cli.main(["run", "--config", str(config_path)]) == 0
     with open(root / "out" / local_runner.SUMMARY_FILE, encoding="utf-8") as handle:
-        return root / "out", json.load(handle)
+        summary = json.load(handle)
+    shutil.copy(summary["report"], root / "first_report.html")  # later tests rerun into the same directory
+    return root / "out", summary
 
 
 def test_every_component_ran(finished_run):
@@ -118,11 +123,38 @@ def test_unblessed_model_is_not_pushed_and_the_summary_says_why(finished_run, tm
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     assert cli.main(["run", "--config", str(path)]) == 0
-    printed = capsys.readouterr().out
+    printed = json.loads(capsys.readouterr().out)  # not a terminal: the summary comes as JSON
     with open(output_dir / local_runner.SUMMARY_FILE, encoding="utf-8") as handle:
         summary = json.load(handle)
+    assert printed == summary
     assert summary["status"] == "succeeded"
     assert summary["blessed"] is False and summary["pushed"] is False
     assert any(failure.startswith("click/auc") for failure in summary["failed_thresholds"])
-    assert "NOT blessed" in printed and "NOT pushed" in printed
+    report = (output_dir / "report.html").read_text()
+    assert "Not blessed" in report and "click/auc" in report
+    assert "loss curves per task" in report  # the cached Trainer's training log is still found
     assert sorted(os.listdir(output_dir / "serving")) == versions_before
+
+
+def test_report_has_every_section_and_its_plots(finished_run):
+    output_dir, summary = finished_run
+    assert summary["report"] == str(output_dir / "report.html")
+    page = (output_dir.parent / "first_report.html").read_text()
+    for section in report_lib.SECTIONS:
+        assert f'<section id="{section}">' in page
+    assert page.count('src="data:image/png;base64,') == 3
+    for plot in ("examples per split and rating distribution", "loss curves per task and learning rate",
+                 "metrics per slice"):
+        assert f'<img alt="{plot}"' in page
+    assert "item_popularity=cold" in page or "item_popularity=rare" in page
+    assert "retrieve" in page and "Serving check passed" in page
+    assert "http://" not in page and "https://" not in page and "<script" not in page  # self-contained
+
+
+def test_report_opens_in_headless_chromium_without_console_errors(finished_run, tmp_path):
+    output_dir, _ = finished_run
+    dom, console = browser.render(str(output_dir.parent / "first_report.html"), str(tmp_path))
+    for section in report_lib.SECTIONS:
+        assert f'id="{section}"' in dom
+    assert dom.count("<img") == 3
+    assert not [line for line in console if "ERROR" in line.upper() and "CONSOLE" in line.upper()]

@@ -1,0 +1,296 @@
+"""`mtrec report`: one self-contained HTML page about a run, built from ML Metadata and the pipeline root.
+
+Sections: the data (rows per split, per-feature statistics, the validator's verdict), training (loss curves
+per task, learning rate), evaluation (per-task metrics overall and per slice against the baseline, and the
+blessing decision with its reasons) and the pushed model (version, signatures, serving check). Plots are
+inline PNGs; the page loads nothing from the network and runs no script.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
+
+from components.anomalies_gate.component import describe_anomalies  # noqa: E402
+from models import features  # noqa: E402
+from models.trainer import TRAINING_LOG_FILE  # noqa: E402
+from pipeline import run_summary  # noqa: E402
+from pipeline.local_runner import RunPaths  # noqa: E402
+
+REPORT_FILE = "report.html"
+SECTIONS = ("data", "training", "evaluation", "model")
+_STYLE = """
+body { font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;
+       color: #222; }
+h1 { margin-bottom: 0.2em; } h2 { border-bottom: 2px solid #ddd; padding-bottom: 0.2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.92em; }
+th, td { border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: left; } th { background: #f4f4f4; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.ok { color: #17692c; font-weight: bold; } .bad { color: #a3161a; font-weight: bold; }
+img { max-width: 100%; } .scroll { overflow-x: auto; } code { background: #f4f4f4; padding: 0 0.2em; }
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _figure(fig: plt.Figure, alt: str) -> str:
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    data = base64.b64encode(buffer.getvalue()).decode()
+    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f'<td class="num">{value:.4g}</td>'
+        if isinstance(value, int):
+            return f'<td class="num">{value:,}</td>'
+        return f"<td>{_e(value)}</td>"
+
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in rows)
+    return f'<div class="scroll"><table><tr>{head}</tr>{body}</table></div>'
+
+
+# === Data ===
+
+def _load_statistics(artifact: Any) -> dict[str, Any]:
+    import tensorflow_data_validation as tfdv
+
+    result = {}
+    for split in run_summary.split_names(artifact):
+        path = os.path.join(artifact.uri, f"Split-{split}", "FeatureStats.pb")
+        result[split] = tfdv.load_stats_binary(path).datasets[0]
+    return result
+
+
+def _feature_rows(dataset: Any) -> list[list[Any]]:
+    rows = []
+    for feature in dataset.features:
+        name = feature.path.step[0] if feature.path.step else feature.name
+        if feature.HasField("num_stats"):
+            stats, common = feature.num_stats, feature.num_stats.common_stats
+            summary = f"mean {stats.mean:.3g}, std {stats.std_dev:.3g}, min {stats.min:.3g}, max {stats.max:.3g}"
+        else:
+            stats, common = feature.string_stats, feature.string_stats.common_stats
+            top = ", ".join(f"{v.value} ({int(v.frequency)})" for v in stats.top_values[:3])
+            summary = f"{stats.unique:,} unique; top: {top}"
+        rows.append([name, int(common.num_non_missing), int(common.num_missing),
+                     float(common.avg_num_values), summary])
+    return rows
+
+
+def _data_section(artifacts: dict[str, list[Any]], summary: dict[str, Any]) -> str:
+    parts = ['<section id="data"><h2>Data</h2>']
+    quarantined = summary.get("input", {}).get("quarantined_rows", 0)
+    if "input" in summary:
+        parts.append(f"<p>Input <code>{_e(summary['input']['dir'])}</code>: {summary['input']['events']:,} events, "
+                     f"{summary['input']['items']:,} items; {quarantined} rows quarantined (the input contract "
+                     "rejects a run with a bad row rather than dropping it).</p>")
+    statistics = run_summary.produced_by(artifacts, "ExampleStatistics", "StatisticsGen")
+    if statistics:
+        by_split = _load_statistics(statistics)
+        parts.append(_table(["split", "examples"], [[s, int(d.num_examples)] for s, d in by_split.items()]))
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3))
+        axes[0].bar(list(by_split), [d.num_examples for d in by_split.values()], color="#4c72b0")
+        axes[0].set_title("examples per split")
+        for split, dataset in by_split.items():
+            for feature in dataset.features:
+                if feature.path.step and feature.path.step[0] == features.RATING:
+                    buckets = feature.num_stats.histograms[0].buckets
+                    axes[1].plot([b.low_value for b in buckets], [b.sample_count for b in buckets], marker="o",
+                                 label=split)
+        axes[1].set_title("rating distribution")
+        axes[1].legend()
+        parts.append(_figure(fig, "examples per split and rating distribution"))
+        for split, dataset in by_split.items():
+            parts.append(f"<h3>Features of the {_e(split)} split</h3>")
+            parts.append(_table(["feature", "present", "missing", "values per example", "statistics"],
+                                _feature_rows(dataset)))
+    anomalies = run_summary.produced_by(artifacts, "ExampleAnomalies", "ExampleValidator")
+    if anomalies:
+        problems = describe_anomalies(anomalies.uri, run_summary.split_names(anomalies))
+        verdict = ('<p class="ok">ExampleValidator: no anomalies against the curated schema.</p>' if not problems
+                   else '<p class="bad">ExampleValidator found anomalies:</p><ul>'
+                   + "".join(f"<li>{_e(p)}</li>" for p in problems) + "</ul>")
+        parts.append(verdict)
+    parts.append("</section>")
+    return "".join(parts)
+
+
+# === Training ===
+
+def _training_section(store: Any, artifacts: dict[str, list[Any]]) -> str:
+    parts = ['<section id="training"><h2>Training</h2>']
+    models = artifacts.get("Model", [])[-1:]
+    model_run = run_summary.sibling_output(store, models[0], "ModelRun") if models else None
+    log_path = os.path.join(model_run.uri, TRAINING_LOG_FILE) if model_run else ""
+    if not os.path.isfile(log_path):
+        parts.append("<p>No training log in this run.</p></section>")
+        return "".join(parts)
+    with open(log_path, encoding="utf-8") as handle:
+        epochs = json.load(handle)
+    numbers = [e["epoch"] for e in epochs]
+    tasks = [key.removesuffix("_loss") for key in epochs[0] if key.endswith("_loss") and key != "val_loss"
+             and not key.startswith("val_")]
+    fig, axes = plt.subplots(1, len(tasks) + 1, figsize=(4 * (len(tasks) + 1), 3))
+    for axis, task in zip(axes, tasks, strict=False):
+        axis.plot(numbers, [e[f"{task}_loss"] for e in epochs], marker="o", label="train")
+        if f"val_{task}_loss" in epochs[0]:
+            axis.plot(numbers, [e[f"val_{task}_loss"] for e in epochs], marker="o", label="eval")
+        axis.set_title(f"{task} loss")
+        axis.set_xlabel("epoch")
+        axis.legend()
+    axes[-1].plot(numbers, [e["learning_rate"] for e in epochs], marker="o", color="#dd8452")
+    axes[-1].set_title("learning rate")
+    axes[-1].set_xlabel("epoch")
+    parts.append(_figure(fig, "loss curves per task and learning rate"))
+    columns = sorted({key for e in epochs for key in e} - {"epoch"})
+    parts.append(_table(["epoch", *columns], [[e["epoch"], *(float(e[c]) for c in columns)] for e in epochs]))
+    parts.append(f"<p>TensorBoard: <code>tensorboard --logdir {_e(model_run.uri)}</code></p></section>")
+    return "".join(parts)
+
+
+# === Evaluation ===
+
+_SHOWN_METRICS = ((features.CLICK_PROBABILITY, "auc"), (features.CLICK_PROBABILITY, "calibration"),
+                  (features.RATING_PREDICTION, "root_mean_squared_error"))
+
+
+def _evaluation_section(artifacts: dict[str, list[Any]], summary: dict[str, Any]) -> str:
+    import tensorflow_model_analysis as tfma
+
+    parts = ['<section id="evaluation"><h2>Evaluation</h2>']
+    evaluations = artifacts.get("ModelEvaluation", [])[-1:]
+    if not evaluations:
+        parts.append("<p>The Evaluator did not run.</p></section>")
+        return "".join(parts)
+    by_slice = run_summary.evaluation_metrics(evaluations[0].uri)
+    has_baseline = any(tfma.BASELINE_KEY in models for models in by_slice.values())
+    header = ["slice", "examples"]
+    for output, metric in _SHOWN_METRICS:
+        header.append(f"{output} {metric}")
+        if has_baseline:
+            header.append("baseline")
+    rows = []
+    ordered = sorted(by_slice, key=lambda name: (name != run_summary.OVERALL, name))
+    for name in ordered:
+        candidate = by_slice[name].get(tfma.CANDIDATE_KEY, {})
+        baseline = by_slice[name].get(tfma.BASELINE_KEY, {})
+        row: list[Any] = [name, int(candidate.get(features.CLICK_PROBABILITY, {}).get("example_count", 0))]
+        for output, metric in _SHOWN_METRICS:
+            row.append(candidate.get(output, {}).get(metric, ""))
+            if has_baseline:
+                row.append(baseline.get(output, {}).get(metric, ""))
+        rows.append(row)
+    parts.append(_table(header, rows))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
+    for axis, (output, metric) in zip(axes, (_SHOWN_METRICS[0], _SHOWN_METRICS[2]), strict=True):
+        values = [by_slice[n].get(tfma.CANDIDATE_KEY, {}).get(output, {}).get(metric, 0.0) for n in ordered]
+        axis.barh(ordered, values, color="#4c72b0", label="candidate")
+        if has_baseline:
+            base = [by_slice[n].get(tfma.BASELINE_KEY, {}).get(output, {}).get(metric, 0.0) for n in ordered]
+            axis.scatter(base, ordered, color="#c44e52", zorder=3, label="baseline")
+            axis.legend()
+        axis.set_title(f"{output} {metric} per slice")
+        axis.invert_yaxis()
+    parts.append(_figure(fig, "metrics per slice"))
+    blessed = summary.get("blessed")
+    if blessed:
+        parts.append('<p class="ok">Blessed: every absolute threshold and change threshold held.</p>')
+    else:
+        parts.append('<p class="bad">Not blessed. Failed thresholds:</p><ul>'
+                     + "".join(f"<li>{_e(f)}</li>" for f in summary.get("failed_thresholds", [])) + "</ul>")
+    parts.append("</section>")
+    return "".join(parts)
+
+
+# === Pushed model ===
+
+def _signature_rows(model_dir: str) -> list[list[Any]]:
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    with open(os.path.join(model_dir, "saved_model.pb"), "rb") as handle:
+        saved_model.ParseFromString(handle.read())
+
+    def describe(tensors: Any) -> str:
+        import tensorflow as tf
+
+        return "; ".join(f"{name} {tf.dtypes.as_dtype(info.dtype).name}"
+                         f"{[d.size for d in info.tensor_shape.dim]}" for name, info in sorted(tensors.items()))
+
+    signatures = saved_model.meta_graphs[0].signature_def
+    return [[name, describe(signatures[name].inputs), describe(signatures[name].outputs)]
+            for name in sorted(signatures) if not name.startswith("__")]
+
+
+def _model_section(summary: dict[str, Any]) -> str:
+    parts = ['<section id="model"><h2>Pushed model</h2>']
+    check = summary.get("serving_check")
+    if check:
+        parts.append('<p class="ok">Serving check passed: TF Serving registers every op of the model.</p>'
+                     if check["passed"] else
+                     f'<p class="bad">Serving check failed: ops not in TF Serving: '
+                     f'{_e(", ".join(check["disallowed_ops"]))}</p>')
+    if summary.get("pushed"):
+        destination = summary["pushed_to"]
+        parts.append(f"<p>Version <code>{_e(os.path.basename(destination))}</code> pushed to "
+                     f"<code>{_e(destination)}</code>.</p>")
+        parts.append(_table(["signature", "inputs", "outputs"], _signature_rows(destination)))
+    else:
+        parts.append("<p>Nothing was pushed in this run; the serving directory is unchanged.</p>")
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def render(output_dir: str, summary: dict[str, Any] | None = None) -> str:
+    """The report page of the latest run in `output_dir` (a `mtrec run` output directory).
+
+    `summary` is the run's summary; by default the one the run wrote (`last_run.json`).
+    """
+    paths = RunPaths(os.path.abspath(output_dir))
+    if not os.path.isfile(paths.metadata):
+        raise FileNotFoundError(f"{output_dir}: no metadata.sqlite (not an mtrec run directory)")
+    if summary is None:
+        summary = {}
+        if os.path.isfile(paths.summary):
+            with open(paths.summary, encoding="utf-8") as handle:
+                summary = json.load(handle)
+    store = run_summary.open_store(paths.metadata)
+    artifacts = run_summary.latest_run_artifacts(store)
+    status = summary.get("status", "unknown")
+    title = f"mtrec run: {status}"
+    body = [f"<h1>{_e(title)}</h1>",
+            f"<p><code>{_e(paths.output_dir)}</code>, {_e(summary.get('seconds', '?'))} s.</p>"]
+    if summary.get("error"):
+        body.append(f'<p class="bad">{_e(summary["error"])}</p>')
+    body += [_data_section(artifacts, summary), _training_section(store, artifacts),
+             _evaluation_section(artifacts, summary), _model_section(summary)]
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
+            f"<style>{_STYLE}</style></head><body>{''.join(body)}</body></html>")
+
+
+def write(output_dir: str, summary: dict[str, Any] | None = None, output_path: str | None = None) -> str:
+    """Writes the report (default: `output_dir`/report.html) atomically; returns its path."""
+    path = os.path.abspath(output_path or os.path.join(output_dir, REPORT_FILE))
+    page = render(output_dir, summary)
+    partial = path + ".partial"
+    with open(partial, "w", encoding="utf-8") as handle:
+        handle.write(page)
+    os.replace(partial, path)
+    return path
