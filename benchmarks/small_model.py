@@ -5,6 +5,7 @@ Tests and the serving benchmark use it; the model is small (a one-layer BERT) bu
 
 from __future__ import annotations
 
+import collections
 import os
 import pathlib
 import tempfile
@@ -20,7 +21,7 @@ from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
 
 import schema
 from components.example_gen import executor, input_contract
-from models import export, preprocessing, trainer
+from models import export, features, preprocessing, trainer
 from pipeline.data import synthetic
 
 TRANSFORM_CONFIG = {"text_preset": "minilm", "text_max_length": 16, "history_length": 5, "max_categories": 2}
@@ -38,14 +39,15 @@ def _raw_rows(data_dir: str) -> list[dict]:
     by_user: dict[str, list] = {}
     for event in input_contract.read_events(os.path.join(data_dir, input_contract.EVENTS_FILE), items):
         by_user.setdefault(event.user_id, []).append((event, items[event.item_id]))
+    pairs = [pair for events in by_user.values() for pair in executor.user_examples(events, 5, "time", 0.2, 0)]
+    train = [example.features.feature for split, example in pairs if split == executor.TRAIN]
+    item_counts = collections.Counter(f[features.ITEM_ID].bytes_list.value[0].decode() for f in train)
+    user_counts = collections.Counter(f[features.USER_ID].bytes_list.value[0].decode() for f in train)
     rows = []
-    for events in by_user.values():
-        for _, example in executor.user_examples(events, 5, "time", 0.2, 0):
-            row = {}
-            for name, feature in example.features.feature.items():
-                kind = feature.WhichOneof("kind")
-                row[name] = list(getattr(feature, kind).value)
-            rows.append(row)
+    for pair in pairs:
+        _, example = executor.add_slices(pair, item_counts, user_counts)
+        rows.append({name: list(getattr(feature, feature.WhichOneof("kind")).value)
+                     for name, feature in example.features.feature.items()})
     return rows
 
 

@@ -146,7 +146,7 @@ def test_report_has_every_section_and_its_plots(finished_run):
     for plot in ("examples per split and rating distribution", "loss curves per task and learning rate",
                  "metrics per slice"):
         assert f'<img alt="{plot}"' in page
-    assert "item_popularity=cold" in page or "item_popularity=rare" in page
+    assert "<td>item_popularity=" in page and "<td>user_activity=" in page  # per-slice rows
     assert "retrieve" in page and "Serving check passed" in page
     assert "http://" not in page and "https://" not in page and "<script" not in page  # self-contained
 
