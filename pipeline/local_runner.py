@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import filecmp
+import hashlib
 import json
 import logging
 import os
@@ -133,6 +134,25 @@ def _configure_logging(verbose: bool, progress: bool, num_components: int) -> No
     warnings.filterwarnings("ignore")
 
 
+def code_version() -> str:
+    """A fingerprint of the source of the packages whose code runs inside the pipeline's components."""
+    import components
+    import models
+    import schema
+
+    digest = hashlib.sha256()
+    for package in (components, models, schema):
+        root = os.path.dirname(os.path.abspath(package.__file__))
+        for folder, _, files in sorted(os.walk(root)):
+            for name in sorted(files):
+                if name.endswith((".py", ".pbtxt")):
+                    path = os.path.join(folder, name)
+                    digest.update(os.path.relpath(path, root).encode())
+                    with open(path, "rb") as handle:
+                        digest.update(handle.read())
+    return digest.hexdigest()[:16]
+
+
 def build_pipeline(config: config_lib.RunConfig, paths: RunPaths, data_root: str) -> Any:
     from tfx import v1 as tfx
 
@@ -167,6 +187,7 @@ def build_pipeline(config: config_lib.RunConfig, paths: RunPaths, data_root: str
         transform_config=transform_config,
         trainer_config=trainer_config,
         eval_config=evaluation.eval_config(config.evaluation),
+        code_version=code_version(),
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata),
     )
 

@@ -25,12 +25,17 @@ def create_pipeline(
     transform_config: dict[str, Any],
     trainer_config: dict[str, Any],
     eval_config: tfma.EvalConfig,
+    code_version: str,
     metadata_connection_config: Any | None = None,
     beam_pipeline_args: list[str] | None = None,
 ) -> tfx.dsl.Pipeline:
-    """Builds the pipeline; every setting arrives as an explicit argument."""
+    """Builds the pipeline; every setting arrives as an explicit argument.
+
+    `code_version` fingerprints mtrec's code; it is part of the properties of every component that runs mtrec
+    code, so a cached artifact is reused only by the code that wrote it.
+    """
     # Joins events with item text, adds user history, splits train/eval.
-    example_gen = EventsExampleGen(input_base=data_root, **example_gen_args)
+    example_gen = EventsExampleGen(input_base=data_root, code_version=code_version, **example_gen_args)
     # Statistics of every split.
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     # The curated, checked-in schema.
@@ -45,7 +50,7 @@ def create_pipeline(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
-        custom_config=transform_config,
+        custom_config={**transform_config, "code_version": code_version},
     )
     transform.add_upstream_node(anomalies_gate)
     # The Keras 3 multi-task model, exported with the Transform graph inside.
@@ -56,7 +61,7 @@ def create_pipeline(
         schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config=trainer_config,
+        custom_config={**trainer_config, "code_version": code_version},
     )
     # The latest blessed model, the baseline of the change thresholds.
     model_resolver = tfx.dsl.Resolver(

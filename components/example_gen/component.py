@@ -23,6 +23,7 @@ class EventsExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
         executor.SPLIT_KEY: ExecutionParameter(type=str),
         executor.EVAL_FRACTION_KEY: ExecutionParameter(type=float),
         executor.SEED_KEY: ExecutionParameter(type=int),
+        executor.CODE_VERSION_KEY: ExecutionParameter(type=str),
     }
 
 
@@ -35,6 +36,7 @@ class EventsExampleGen(base_beam_component.BaseBeamComponent):
         split: str. "time" puts each user's latest events into eval; "random" draws eval events at random.
         eval_fraction: float. Share of each user's events (time) or of all events (random) that go to eval.
         seed: int. Seed of the random split.
+        code_version: str. Fingerprint of the code that writes the examples (see pipeline.code_version).
     """
 
     SPEC_CLASS = EventsExampleGenSpec
@@ -42,7 +44,7 @@ class EventsExampleGen(base_beam_component.BaseBeamComponent):
     DRIVER_CLASS = driver.FileBasedDriver
 
     def __init__(self, input_base: str, history_length: int = 20, split: str = "time",
-                 eval_fraction: float = 0.2, seed: int = 42):
+                 eval_fraction: float = 0.2, seed: int = 42, code_version: str = ""):
         if split not in executor.SPLIT_MODES:
             raise ValueError(f"`split` should be one of {executor.SPLIT_MODES}. Received: `split` = {split!r}")
         if not 0.0 < eval_fraction < 1.0:
@@ -64,6 +66,7 @@ class EventsExampleGen(base_beam_component.BaseBeamComponent):
             split=split,
             eval_fraction=eval_fraction,
             seed=seed,
+            code_version=code_version,
             examples=channel.Channel(type=standard_artifacts.Examples),
         )
         super().__init__(spec=spec)

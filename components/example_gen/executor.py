@@ -21,6 +21,9 @@ HISTORY_LENGTH_KEY = "history_length"
 SPLIT_KEY = "split"
 EVAL_FRACTION_KEY = "eval_fraction"
 SEED_KEY = "seed"
+# A fingerprint of mtrec's own code: part of the execution properties, so that ML Metadata's cache never
+# hands examples written by older code to newer code.
+CODE_VERSION_KEY = "code_version"
 # Train-split event counts -> slice names: (lowest count of the bucket, name), ascending.
 POPULARITY_BUCKETS = ((0, "cold"), (1, "rare"), (10, "medium"), (50, "popular"))
 ACTIVITY_BUCKETS = ((0, "new"), (1, "light"), (10, "regular"), (50, "heavy"))

@@ -1,0 +1,50 @@
+"""The local runner's pieces: progress lines, the code fingerprint in the cache key, data preparation."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+
+from pipeline import config as config_lib
+from pipeline import local_runner
+
+
+def _record(message: str, level: int = logging.INFO) -> logging.LogRecord:
+    return logging.LogRecord("absl", level, __file__, 1, message, (), None)
+
+
+def test_progress_lines_count_components_and_time_them(capsys):
+    handler = local_runner._ProgressHandler(total=2)
+    for message in ("Component Transform is running.", "Going to run a new execution 7",
+                    "Component Transform is finished.", "Component Trainer is running."):
+        handler.emit(_record(message))
+    handler.emit(_record("Execution 8 failed.", logging.ERROR))
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "mtrec: [1/2] Transform running"
+    assert re.fullmatch(r"mtrec: \[1/2\] Transform done \(\d+ s\)", lines[1])
+    assert lines[2:] == ["mtrec: [2/2] Trainer running", "mtrec: Execution 8 failed."]
+
+
+def test_code_version_is_stable_and_reaches_every_component_running_mtrec_code(tmp_path):
+    assert local_runner.code_version() == local_runner.code_version()
+    assert re.fullmatch(r"[0-9a-f]{16}", local_runner.code_version())
+    config = config_lib.RunConfig(output_dir=str(tmp_path))
+    pipeline = local_runner.build_pipeline(config, local_runner.RunPaths(str(tmp_path)), str(tmp_path))
+    by_id = {component.id: component for component in pipeline.components}
+    version = local_runner.code_version()
+    assert by_id["EventsExampleGen"].exec_properties["code_version"] == version
+    for component in ("Transform", "Trainer"):
+        assert f'"code_version": "{version}"' in by_id[component].exec_properties["custom_config"]
+
+
+def test_identical_regenerated_data_is_kept_in_place(tmp_path):
+    """So that the cache, which fingerprints input files, stays valid across runs of the same config."""
+    config = config_lib.RunConfig(output_dir=str(tmp_path))
+    config.data.synthetic = config_lib.SyntheticConfig(num_users=5, num_items=5, events_per_user=4)
+    paths = local_runner.RunPaths(str(tmp_path))
+    first = local_runner.prepare_data(config, paths)
+    before = os.stat(os.path.join(first, "events.csv")).st_mtime_ns
+    local_runner.prepare_data(config, paths)
+    assert os.stat(os.path.join(first, "events.csv")).st_mtime_ns == before
+    assert not os.path.exists(paths.data + ".partial")
