@@ -29,17 +29,6 @@ from components.example_gen.input_contract import Item
 from models import features
 from models.model import MultiTaskRecommender
 
-SERVING_SIGNATURE = "serving_default"
-RANK_SIGNATURE = "rank"
-RETRIEVE_SIGNATURE = "retrieve"
-USER_EMBEDDING_SIGNATURE = "user_embedding"
-ITEM_EMBEDDING_SIGNATURE = "item_embedding"
-EXAMPLES_INPUT = "examples"
-# Inputs and outputs of the JSON-friendly signatures.
-ITEM_IDS = "item_ids"
-K = "k"
-EXCLUDE_HISTORY = "exclude_history"
-SCORES = "scores"
 SERVING_OUTPUTS = (features.CLICK_PROBABILITY, features.RATING_PREDICTION, features.USER_EMBEDDING,
                    features.ITEM_EMBEDDING)
 _INDEX_BATCH = 512
@@ -113,13 +102,14 @@ class ServingModule(tf.Module):
 
     # === Signatures ===
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=features.EXAMPLES_INPUT)])
     def serve_examples(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
         transformed = self.tft_layer(tf.io.parse_example(examples, self._raw_spec))
         outputs = self.model(transformed, training=False)
         return {name: outputs[name] for name in SERVING_OUTPUTS}
 
-    @tf.function(input_signature=[_USER_ID_SPEC, _HISTORY_SPEC, tf.TensorSpec([None, None], tf.string, name=ITEM_IDS)])
+    @tf.function(input_signature=[_USER_ID_SPEC, _HISTORY_SPEC,
+                                  tf.TensorSpec([None, None], tf.string, name=features.ITEM_IDS)])
     def rank(self, user_id: tf.Tensor, history: tf.Tensor, item_ids: tf.Tensor) -> dict[str, tf.Tensor]:
         users = self._user_vectors(user_id, history)
         candidates = tf.shape(item_ids)[1]
@@ -128,8 +118,8 @@ class ServingModule(tf.Module):
         return {name: tf.reshape(scores[name], [-1, candidates])
                 for name in (features.CLICK_PROBABILITY, features.RATING_PREDICTION)}
 
-    @tf.function(input_signature=[_USER_ID_SPEC, _HISTORY_SPEC, tf.TensorSpec([None], tf.int32, name=K),
-                                  tf.TensorSpec([None], tf.bool, name=EXCLUDE_HISTORY)])
+    @tf.function(input_signature=[_USER_ID_SPEC, _HISTORY_SPEC, tf.TensorSpec([None], tf.int32, name=features.K),
+                                  tf.TensorSpec([None], tf.bool, name=features.EXCLUDE_HISTORY)])
     def retrieve(self, user_id: tf.Tensor, history: tf.Tensor, k: tf.Tensor, exclude_history: tf.Tensor
                  ) -> dict[str, tf.Tensor]:
         users = _normalise(self._user_vectors(user_id, history))
@@ -140,23 +130,23 @@ class ServingModule(tf.Module):
                              tf.ones([tf.shape(known)[0]]), tf.shape(scores, out_type=tf.int64)) > 0
         scores = tf.where(tf.logical_and(exclude_history[:, None], seen), tf.constant(-3.0), scores)  # < any cosine
         top = tf.math.top_k(scores, k=tf.minimum(tf.reduce_max(k), tf.shape(self.catalogue_ids)[0]))
-        return {ITEM_IDS: tf.gather(self.catalogue_ids, top.indices), SCORES: top.values}
+        return {features.ITEM_IDS: tf.gather(self.catalogue_ids, top.indices), features.SCORES: top.values}
 
     @tf.function(input_signature=[_USER_ID_SPEC, _HISTORY_SPEC])
     def user_embedding(self, user_id: tf.Tensor, history: tf.Tensor) -> dict[str, tf.Tensor]:
         return {features.USER_EMBEDDING: _normalise(self._user_vectors(user_id, history))}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=ITEM_IDS)])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=features.ITEM_IDS)])
     def item_embedding(self, item_ids: tf.Tensor) -> dict[str, tf.Tensor]:
         return {features.ITEM_EMBEDDING: _normalise(self._item_vectors(item_ids))}
 
     def signatures(self) -> dict[str, Any]:
         return {
-            SERVING_SIGNATURE: self.serve_examples,
-            RANK_SIGNATURE: self.rank,
-            RETRIEVE_SIGNATURE: self.retrieve,
-            USER_EMBEDDING_SIGNATURE: self.user_embedding,
-            ITEM_EMBEDDING_SIGNATURE: self.item_embedding,
+            features.SERVING_SIGNATURE: self.serve_examples,
+            features.RANK_SIGNATURE: self.rank,
+            features.RETRIEVE_SIGNATURE: self.retrieve,
+            features.USER_EMBEDDING_SIGNATURE: self.user_embedding,
+            features.ITEM_EMBEDDING_SIGNATURE: self.item_embedding,
         }
 
 

@@ -49,6 +49,18 @@ USER_VOCABULARY = "user_id_vocabulary"
 ITEM_VOCABULARY = "item_id_vocabulary"
 CATEGORY_VOCABULARY = "category_vocabulary"
 
+# === Serving signatures and their JSON-friendly inputs and outputs (see models/export.py) ===
+SERVING_SIGNATURE = "serving_default"
+RANK_SIGNATURE = "rank"
+RETRIEVE_SIGNATURE = "retrieve"
+USER_EMBEDDING_SIGNATURE = "user_embedding"
+ITEM_EMBEDDING_SIGNATURE = "item_embedding"
+EXAMPLES_INPUT = "examples"
+ITEM_IDS = "item_ids"
+K = "k"
+EXCLUDE_HISTORY = "exclude_history"
+SCORES = "scores"
+
 # === Model outputs (also the TFMA output names) ===
 USER_EMBEDDING = "user_embedding"
 ITEM_EMBEDDING = "item_embedding"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow_model_analysis as tfma
 
-from models import export, features
+from models import features
 from pipeline.config import Evaluation
 
 
@@ -34,7 +34,7 @@ def eval_config(thresholds: Evaluation) -> tfma.EvalConfig:
                 direction=tfma.MetricDirection.LOWER_IS_BETTER,
                 absolute={"value": thresholds.max_rating_rmse_increase})))
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name=export.SERVING_SIGNATURE, label_keys=dict(features.LABEL_KEYS))],
+        model_specs=[tfma.ModelSpec(signature_name=features.SERVING_SIGNATURE, label_keys=dict(features.LABEL_KEYS))],
         metrics_specs=[
             tfma.MetricsSpec(output_names=[features.CLICK_PROBABILITY], metrics=[
                 tfma.MetricConfig(class_name="ExampleCount"),

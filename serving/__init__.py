@@ -1,1 +1,3 @@
 """Serving for development: a local server with TF Serving's REST API, and its client."""
+
+DEFAULT_MODEL_NAME = "mtrec"

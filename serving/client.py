@@ -9,8 +9,8 @@ import json
 import urllib.error
 import urllib.request
 
-from models import export, features
-from serving.server import DEFAULT_MODEL_NAME
+from models import features
+from serving import DEFAULT_MODEL_NAME
 
 
 class ServingError(RuntimeError):
@@ -33,12 +33,12 @@ def predict(url: str, model_name: str, body: dict, timeout: float = 30.0) -> dic
 def recommend(url: str, user_id: str, k: int = 10, history: list[str] | None = None,
               exclude_history: bool = True, model_name: str = DEFAULT_MODEL_NAME) -> list[tuple[str, float]]:
     """(item id, score) pairs, best first."""
-    body = {"signature_name": export.RETRIEVE_SIGNATURE, "inputs": {
+    body = {"signature_name": features.RETRIEVE_SIGNATURE, "inputs": {
         features.USER_ID: [user_id],
         features.HISTORY: [history or [""]],
-        export.K: [k],
-        export.EXCLUDE_HISTORY: [exclude_history],
+        features.K: [k],
+        features.EXCLUDE_HISTORY: [exclude_history],
     }}
     outputs = predict(url, model_name, body)["outputs"]
     # With server-side batching a row can carry more than k columns (the batch's largest k).
-    return list(zip(outputs[export.ITEM_IDS][0][:k], outputs[export.SCORES][0][:k], strict=True))
+    return list(zip(outputs[features.ITEM_IDS][0][:k], outputs[features.SCORES][0][:k], strict=True))

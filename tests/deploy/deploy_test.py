@@ -9,7 +9,7 @@ import yaml
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from serving.server import DEFAULT_MODEL_NAME
+from serving import DEFAULT_MODEL_NAME
 
 DEPLOY = os.path.join(os.path.dirname(__file__), "..", "..", "deploy")
 

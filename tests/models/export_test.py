@@ -10,7 +10,7 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (the Transform graph's WordPiece ops)
 
 from components.example_gen import input_contract
-from models import export, features
+from models import features
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +61,9 @@ def test_retrieve_covers_the_whole_catalogue_including_cold_items(exported):
     model, items = exported
     out = model.signatures["retrieve"](user_id=tf.constant(["user_00001"]), history=tf.constant([[""]]),
                                        k=tf.constant([len(items) + 10]), exclude_history=tf.constant([False]))
-    ids = [i.decode() for i in out[export.ITEM_IDS].numpy()[0]]
+    ids = [i.decode() for i in out[features.ITEM_IDS].numpy()[0]]
     assert sorted(ids) == sorted(items)  # k is capped at the catalogue size; every item, cold ones too
-    scores = out[export.SCORES].numpy()[0]
+    scores = out[features.SCORES].numpy()[0]
     assert (np.diff(scores) <= 1e-6).all()
 
 
@@ -71,10 +71,10 @@ def test_retrieve_excludes_history_on_request(exported):
     model, _ = exported
     args = {"user_id": tf.constant(["user_00001"]), "k": tf.constant([5])}
     first = model.signatures["retrieve"](history=tf.constant([[""]]), exclude_history=tf.constant([False]), **args)
-    top = [i.decode() for i in first[export.ITEM_IDS].numpy()[0]]
+    top = [i.decode() for i in first[features.ITEM_IDS].numpy()[0]]
     again = model.signatures["retrieve"](history=tf.constant([top[:2]]), exclude_history=tf.constant([True]),
                                          **args)
-    assert not set(top[:2]) & {i.decode() for i in again[export.ITEM_IDS].numpy()[0]}
+    assert not set(top[:2]) & {i.decode() for i in again[features.ITEM_IDS].numpy()[0]}
 
 
 def test_retrieve_batch_returns_the_largest_k_and_excludes_per_row(exported):
@@ -82,7 +82,7 @@ def test_retrieve_batch_returns_the_largest_k_and_excludes_per_row(exported):
     out = model.signatures["retrieve"](
         user_id=tf.constant(["user_00001", "user_00001"]), history=tf.constant([["item_00002"], ["item_00002"]]),
         k=tf.constant([2, 4]), exclude_history=tf.constant([True, False]))
-    ids = out[export.ITEM_IDS].numpy()
+    ids = out[features.ITEM_IDS].numpy()
     assert ids.shape == (2, 4)
     assert b"item_00002" not in ids[0]
 
@@ -93,7 +93,7 @@ def test_retrieve_scores_are_dot_products_of_the_embedding_signatures(exported):
     user = model.signatures["user_embedding"](user_id=tf.constant(["user_00003"]), history=history)
     out = model.signatures["retrieve"](user_id=tf.constant(["user_00003"]), history=history, k=tf.constant([3]),
                                        exclude_history=tf.constant([False]))
-    items = model.signatures["item_embedding"](item_ids=tf.reshape(out[export.ITEM_IDS], [-1]))
+    items = model.signatures["item_embedding"](item_ids=tf.reshape(out[features.ITEM_IDS], [-1]))
     expected = items[features.ITEM_EMBEDDING].numpy() @ user[features.USER_EMBEDDING].numpy()[0]
-    np.testing.assert_allclose(out[export.SCORES].numpy()[0], expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out[features.SCORES].numpy()[0], expected, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(user[features.USER_EMBEDDING].numpy(), axis=1), 1.0, rtol=1e-5)
