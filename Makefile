@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
-$(STAMP): setup.py constraints.txt tools/platform_compat.py
+$(STAMP): setup.py pyproject.toml constraints.txt tools/platform_compat.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python tools/platform_compat.py wheels $(COMPAT_WHEELS)
 	$(PIP) install --quiet --find-links $(COMPAT_WHEELS) -c constraints.txt -e '.[dev]'

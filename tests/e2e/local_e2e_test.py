@@ -57,9 +57,13 @@ def finished_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     config_path = root / "config.yaml"
     config_path.write_text(yaml.safe_dump(small_run_config(str(root / "out"))))
-    assert cli.main(["run", "--config", str(config_path)]) == 0
+    # Through the installed `mtrec` script, as a user runs it (not a terminal: quiet, JSON summary).
+    mtrec = os.path.join(os.path.dirname(sys.executable), "mtrec")
+    result = subprocess.run([mtrec, "run", "--config", str(config_path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
     with open(root / "out" / local_runner.SUMMARY_FILE, encoding="utf-8") as handle:
         summary = json.load(handle)
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == summary
     shutil.copy(summary["report"], root / "first_report.html")  # later tests rerun into the same directory
     return root / "out", summary
 
