@@ -228,7 +228,7 @@ def run(config: config_lib.RunConfig, verbose: bool = False, progress: bool = Tr
         raise RunFailedError(summary["error"]) from error
     summary = run_summary.summarise(paths.metadata)
     summary.update({"status": "succeeded", "input": inputs, "output_dir": paths.output_dir,
-                    "seconds": round(time.time() - started, 1)})
+                    "thresholds": dataclasses.asdict(config.evaluation), "seconds": round(time.time() - started, 1)})
     summary["report"] = report.write(paths.output_dir, summary)
     _write_json(paths.summary, summary)  # last: its presence with "succeeded" marks a finished run
     return summary

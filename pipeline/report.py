@@ -209,6 +209,11 @@ def _evaluation_section(artifacts: dict[str, list[Any]], summary: dict[str, Any]
         axis.set_title(f"{output} {metric} per slice")
         axis.invert_yaxis()
     parts.append(_figure(fig, "metrics per slice"))
+    thresholds = summary.get("thresholds")
+    if thresholds:
+        parts.append("<p>Thresholds (all on the overall slice): " + ", ".join(
+            f"{_e(name)} {value:g}" for name, value in thresholds.items())
+            + ". The change thresholds compare with the baseline and apply only when there is one.</p>")
     blessed = summary.get("blessed")
     if blessed:
         parts.append('<p class="ok">Blessed: every absolute threshold and change threshold held.</p>')

@@ -152,6 +152,7 @@ def test_report_has_every_section_and_its_plots(finished_run):
         assert f'<img alt="{plot}"' in page
     assert "<td>item_popularity=" in page and "<td>user_activity=" in page  # per-slice rows
     assert "retrieve" in page and "Serving check passed" in page
+    assert "Thresholds (all on the overall slice): min_click_auc 0.6" in page
     assert "http://" not in page and "https://" not in page and "<script" not in page  # self-contained
 
 
