@@ -153,10 +153,28 @@ def code_version() -> str:
     return digest.hexdigest()[:16]
 
 
+def stage_schema(paths: RunPaths) -> str:
+    """Copies the curated schema to a path named by its content, and returns that path.
+
+    ImportSchemaGen's cache key is the schema file's path, not its content: a changed schema at the same path
+    would be served from the cache. A content-named path makes a new schema a new input.
+    """
+    import schema
+
+    with open(schema.SCHEMA_FILE, "rb") as handle:
+        content = handle.read()
+    staged = os.path.join(paths.output_dir, "schema", hashlib.sha256(content).hexdigest()[:16], "schema.pbtxt")
+    if not os.path.isfile(staged):
+        os.makedirs(os.path.dirname(staged), exist_ok=True)
+        with open(staged + ".partial", "wb") as handle:
+            handle.write(content)
+        os.replace(staged + ".partial", staged)
+    return staged
+
+
 def build_pipeline(config: config_lib.RunConfig, paths: RunPaths, data_root: str) -> Any:
     from tfx import v1 as tfx
 
-    import schema
     from pipeline import evaluation
     from pipeline.pipeline import create_pipeline
 
@@ -181,7 +199,7 @@ def build_pipeline(config: config_lib.RunConfig, paths: RunPaths, data_root: str
         pipeline_name=config.pipeline_name,
         pipeline_root=paths.pipeline_root,
         data_root=data_root,
-        schema_path=schema.SCHEMA_FILE,
+        schema_path=stage_schema(paths),
         serving_model_dir=paths.serving,
         example_gen_args=dataclasses.asdict(config.example_gen),
         transform_config=transform_config,

@@ -48,3 +48,18 @@ def test_identical_regenerated_data_is_kept_in_place(tmp_path):
     local_runner.prepare_data(config, paths)
     assert os.stat(os.path.join(first, "events.csv")).st_mtime_ns == before
     assert not os.path.exists(paths.data + ".partial")
+
+
+def test_schema_is_staged_under_its_content_hash(tmp_path):
+    import hashlib
+
+    import schema
+
+    paths = local_runner.RunPaths(str(tmp_path))
+    staged = local_runner.stage_schema(paths)
+    with open(schema.SCHEMA_FILE, "rb") as original:
+        content = original.read()
+    with open(staged, "rb") as copy:
+        assert copy.read() == content
+    assert staged == str(tmp_path / "schema" / hashlib.sha256(content).hexdigest()[:16] / "schema.pbtxt")
+    assert local_runner.stage_schema(paths) == staged  # same content, same path: the cache stays valid
