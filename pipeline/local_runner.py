@@ -123,13 +123,13 @@ def _configure_logging(verbose: bool, progress: bool, num_components: int) -> No
 
     absl_logging.set_verbosity(absl_logging.INFO)
     logger = logging.getLogger("absl")
-    for handler in [h for h in logger.handlers if isinstance(h, _ProgressHandler)]:
+    for handler in [h for h in logger.handlers if isinstance(h, _ProgressHandler | logging.NullHandler)]:
         logger.removeHandler(handler)
     logger.propagate = verbose
     if verbose:
         return
-    if progress:
-        logger.addHandler(_ProgressHandler(num_components))
+    # Quiet: a NullHandler, or Python's last-resort handler would still print TFX's warnings.
+    logger.addHandler(_ProgressHandler(num_components) if progress else logging.NullHandler())
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
 
