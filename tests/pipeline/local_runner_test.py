@@ -63,3 +63,15 @@ def test_schema_is_staged_under_its_content_hash(tmp_path):
         assert copy.read() == content
     assert staged == str(tmp_path / "schema" / hashlib.sha256(content).hexdigest()[:16] / "schema.pbtxt")
     assert local_runner.stage_schema(paths) == staged  # same content, same path: the cache stays valid
+
+
+def test_quiet_mode_prints_nothing_of_tfx_logs(capsys):
+    local_runner._configure_logging(verbose=False, progress=False, num_components=3)
+    logger = logging.getLogger("absl")
+    logger.warning("ArtifactQuery.property_predicate is not supported.")
+    logger.info("Component Transform is running.")
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+    local_runner._configure_logging(verbose=False, progress=True, num_components=3)
+    logger.info("Component Transform is running.")
+    assert capsys.readouterr().err == "mtrec: [1/3] Transform running\n"
