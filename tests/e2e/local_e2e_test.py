@@ -163,3 +163,16 @@ def test_report_opens_in_headless_chromium_without_console_errors(finished_run, 
         assert f'id="{section}"' in dom
     assert dom.count("<img") == 3
     assert not [line for line in console if "ERROR" in line.upper() and "CONSOLE" in line.upper()]
+
+
+def test_rerunning_an_unchanged_config_pushes_nothing_new(finished_run, tmp_path):
+    """A cached model that already is the newest serving version is not copied to a new version."""
+    output_dir, _ = finished_run
+    config = small_run_config(str(output_dir))
+    config["training"]["epochs"] = 5  # the model of the rerun test, cached since
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert cli.main(["run", "--config", str(path)]) == 0
+    versions = sorted(os.listdir(output_dir / "serving"))
+    assert cli.main(["run", "--config", str(path)]) == 0
+    assert sorted(os.listdir(output_dir / "serving")) == versions
