@@ -1,0 +1,30 @@
+"""The Evaluator's gates come from the configuration: absolute bounds and allowed change per task."""
+
+from __future__ import annotations
+
+from tensorflow_model_analysis.proto import config_pb2 as tfma
+
+from models import features
+from pipeline import evaluation
+from pipeline.config import Evaluation
+
+
+def _metric(config: tfma.EvalConfig, output: str, class_name: str) -> tfma.MetricConfig:
+    (spec,) = [s for s in config.metrics_specs if list(s.output_names) == [output]]
+    (metric,) = [m for m in spec.metrics if m.class_name == class_name]
+    return metric
+
+
+def test_thresholds_follow_the_configuration():
+    config = evaluation.eval_config(Evaluation(min_click_auc=0.7, max_rating_rmse=1.2,
+                                               max_click_auc_decrease=0.03, max_rating_rmse_increase=0.05))
+    auc = _metric(config, features.CLICK_PROBABILITY, "AUC").threshold
+    assert auc.value_threshold.lower_bound.value == 0.7 and not auc.value_threshold.HasField("upper_bound")
+    assert auc.change_threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER
+    assert auc.change_threshold.absolute.value == -0.03
+    rmse = _metric(config, features.RATING_PREDICTION, "RootMeanSquaredError").threshold
+    assert rmse.value_threshold.upper_bound.value == 1.2 and not rmse.value_threshold.HasField("lower_bound")
+    assert rmse.change_threshold.direction == tfma.MetricDirection.LOWER_IS_BETTER
+    assert rmse.change_threshold.absolute.value == 0.05
+    assert config.model_specs[0].label_keys == dict(features.LABEL_KEYS)
+    assert [list(s.feature_keys) for s in config.slicing_specs] == [[], *([n] for n in features.SLICE_FEATURES)]
