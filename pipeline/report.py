@@ -108,13 +108,14 @@ def _data_section(artifacts: dict[str, list[Any]], summary: dict[str, Any]) -> s
         fig, axes = plt.subplots(1, 2, figsize=(10, 3))
         axes[0].bar(list(by_split), [d.num_examples for d in by_split.values()], color="#4c72b0")
         axes[0].set_title("examples per split")
-        for split, dataset in by_split.items():
+        for offset, (split, dataset) in enumerate(by_split.items()):
             for feature in dataset.features:
                 if feature.path.step and feature.path.step[0] == features.RATING:
-                    buckets = feature.num_stats.histograms[0].buckets
-                    axes[1].plot([b.low_value for b in buckets], [b.sample_count for b in buckets], marker="o",
-                                 label=split)
-        axes[1].set_title("rating distribution")
+                    buckets = [b for b in feature.num_stats.histograms[0].buckets if b.sample_count]
+                    total = sum(b.sample_count for b in buckets)
+                    axes[1].bar([b.low_value + 0.2 * offset for b in buckets],
+                                [b.sample_count / total for b in buckets], width=0.2, label=split)
+        axes[1].set_title("rating distribution (share of the split)")
         axes[1].legend()
         parts.append(_figure(fig, "examples per split and rating distribution"))
         for split, dataset in by_split.items():
