@@ -9,6 +9,7 @@ import sys
 
 from components.example_gen.input_contract import InputError
 from pipeline import config as config_lib
+from serving import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MODEL_NAME
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -28,7 +29,8 @@ def _run(args: argparse.Namespace) -> int:
         summary = local_runner.run(config, verbose=args.verbose, progress=progress)
     except local_runner.RunFailedError as error:
         print(f"mtrec: run failed: {error}", file=sys.stderr)
-        print(f"mtrec: report: {os.path.join(os.path.abspath(config.output_dir), 'report.html')}", file=sys.stderr)
+        if error.summary.get("report"):
+            print(f"mtrec: report: {error.summary['report']}", file=sys.stderr)
         return 1
     print(run_summary.format_summary(summary) if human else json.dumps(summary, sort_keys=True))
     return 0
@@ -148,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--model-dir", required=True, help="directory of numeric versions (e.g. mtrec_runs/serving)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8501)
-    serve.add_argument("--model-name", default="mtrec")
-    serve.add_argument("--max-batch-size", type=int, default=1024)
+    serve.add_argument("--model-name", default=DEFAULT_MODEL_NAME)
+    serve.add_argument("--max-batch-size", type=int, default=DEFAULT_MAX_BATCH_SIZE)
     serve.set_defaults(handler=_serve)
     recommend = commands.add_parser("recommend", help="top-k items for a user from a TF Serving REST endpoint")
     recommend.add_argument("--user", required=True)
@@ -157,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     recommend.add_argument("--history", help="comma-separated item ids the user interacted with, newest first")
     recommend.add_argument("--include-history", action="store_true", help="do not exclude the history's items")
     recommend.add_argument("--url", default="http://localhost:8501")
-    recommend.add_argument("--model-name", default="mtrec")
+    recommend.add_argument("--model-name", default=DEFAULT_MODEL_NAME)
     recommend.set_defaults(handler=_recommend)
     benchmark = commands.add_parser("benchmark", help="run a benchmark; results go to JSON and markdown")
     benchmark.add_argument("name", choices=["serving"])

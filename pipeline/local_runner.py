@@ -52,7 +52,11 @@ class RunPaths:
 
 
 class RunFailedError(RuntimeError):
-    """A component failed; the message names it and says why."""
+    """A component failed; the message names it and says why, and `summary` is the failed run's summary."""
+
+    def __init__(self, summary: dict[str, Any]):
+        super().__init__(summary["error"])
+        self.summary = summary
 
 
 def prepare_data(config: config_lib.RunConfig, paths: RunPaths) -> str:
@@ -166,9 +170,7 @@ def stage_schema(paths: RunPaths) -> str:
     staged = os.path.join(paths.output_dir, "schema", hashlib.sha256(content).hexdigest()[:16], "schema.pbtxt")
     if not os.path.isfile(staged):
         os.makedirs(os.path.dirname(staged), exist_ok=True)
-        with open(staged + ".partial", "wb") as handle:
-            handle.write(content)
-        os.replace(staged + ".partial", staged)
+        write_atomically(staged, content)
     return staged
 
 
@@ -243,7 +245,7 @@ def run(config: config_lib.RunConfig, verbose: bool = False, progress: bool = Tr
         except Exception as report_error:  # noqa: BLE001 - the run's own failure is what must be reported
             summary["report_error"] = run_summary.failure_reason(report_error)
         _write_json(paths.summary, summary)
-        raise RunFailedError(summary["error"]) from error
+        raise RunFailedError(summary) from error
     summary = run_summary.summarise(paths.metadata)
     summary.update({"status": "succeeded", "input": inputs, "output_dir": paths.output_dir,
                     "thresholds": dataclasses.asdict(config.evaluation), "seconds": round(time.time() - started, 1)})
@@ -252,8 +254,13 @@ def run(config: config_lib.RunConfig, verbose: bool = False, progress: bool = Tr
     return summary
 
 
-def _write_json(path: str, value: dict[str, Any]) -> None:
+def write_atomically(path: str, content: str | bytes) -> None:
+    """Writes beside `path`, then renames: a reader sees the old file or the whole new one, never a part."""
     partial = path + ".partial"
-    with open(partial, "w", encoding="utf-8") as handle:
-        json.dump(value, handle, indent=2, sort_keys=True)
+    with open(partial, "wb") as handle:
+        handle.write(content.encode("utf-8") if isinstance(content, str) else content)
     os.replace(partial, path)
+
+
+def _write_json(path: str, value: dict[str, Any]) -> None:
+    write_atomically(path, json.dumps(value, indent=2, sort_keys=True))

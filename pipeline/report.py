@@ -24,7 +24,7 @@ from components.anomalies_gate.component import describe_anomalies  # noqa: E402
 from models import features  # noqa: E402
 from models.trainer import TRAINING_LOG_FILE  # noqa: E402
 from pipeline import run_summary  # noqa: E402
-from pipeline.local_runner import RunPaths  # noqa: E402
+from pipeline.local_runner import RunPaths, write_atomically  # noqa: E402
 
 REPORT_FILE = "report.html"
 SECTIONS = ("data", "training", "evaluation", "model")
@@ -295,8 +295,5 @@ def write(output_dir: str, summary: dict[str, Any] | None = None, output_path: s
     """Writes the report (default: `output_dir`/report.html) atomically; returns its path."""
     path = os.path.abspath(output_path or os.path.join(output_dir, REPORT_FILE))
     page = render(output_dir, summary)
-    partial = path + ".partial"
-    with open(partial, "w", encoding="utf-8") as handle:
-        handle.write(page)
-    os.replace(partial, path)
+    write_atomically(path, page)
     return path

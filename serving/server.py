@@ -20,9 +20,8 @@ from typing import Any
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the WordPiece ops of the Transform graph)
 
-from serving import DEFAULT_MODEL_NAME, rest
+from serving import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MODEL_NAME, rest
 
-DEFAULT_MAX_BATCH_SIZE = 1024
 _PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?(?P<rest>/metadata|:predict)?$")
 log = logging.getLogger(__name__)
 
