@@ -6,6 +6,7 @@ Tests and the serving benchmark use it; the model is small (a one-layer BERT) bu
 from __future__ import annotations
 
 import collections
+import dataclasses
 import os
 import pathlib
 import tempfile
@@ -22,15 +23,15 @@ from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
 import schema
 from components.example_gen import executor, input_contract
 from models import export, features, preprocessing, trainer
+from pipeline import config
 from pipeline.data import synthetic
 
-TRANSFORM_CONFIG = {"text_preset": "minilm", "text_max_length": 16, "history_length": 5, "max_categories": 2}
-TRAINER_CONFIG = {
-    "text_encoder": {"preset": "minilm", "trainable": True, "max_length": 16,
-                     "backbone": {"num_layers": 1, "num_heads": 2, "hidden_dim": 8, "intermediate_dim": 16}},
-    "embedding_dim": 16, "hidden_dim": 16, "temperature": 0.1,
-    "task_weights": {"retrieval": 1.0, "click": 1.0, "rating": 1.0},
-}
+_MODEL = dataclasses.replace(config.Model(), embedding_dim=16, expert_units=[16], tower_units=[8], num_experts=2)
+_TEXT = config.TextEncoder(max_length=16, backbone={"num_layers": 1, "num_heads": 2, "hidden_dim": 8,
+                                                    "intermediate_dim": 16})
+TRANSFORM_CONFIG = {"text_preset": "minilm", "text_max_length": 16, "history_length": 5, "max_categories": 2,
+                    "tasks": [dataclasses.asdict(task) for task in _MODEL.tasks]}
+TRAINER_CONFIG = {"model": dataclasses.asdict(_MODEL), "text_encoder": dataclasses.asdict(_TEXT)}
 DATA = synthetic.SyntheticConfig(num_users=40, num_items=30, events_per_user=10, seed=11)
 
 
@@ -68,10 +69,10 @@ def build(root: str, data: synthetic.SyntheticConfig = DATA) -> tuple[str, str]:
     columns = {name: np.stack([row[name] for row in transformed]) for name in transformed[0]}
     dataset = tf.data.Dataset.from_tensor_slices(columns).batch(64)
     keras.utils.set_random_seed(0)
-    model = trainer.build_model(tft_output, TRAINER_CONFIG)
+    catalogue = list(input_contract.read_items(os.path.join(data_dir, input_contract.ITEMS_FILE)).values())
+    model = trainer.build_model(tft_output, TRAINER_CONFIG, catalogue=catalogue)
     model.compile(optimizer=keras.optimizers.Adam(0.01))
     model.fit(dataset, epochs=2, verbose=0)
-    catalogue = list(input_contract.read_items(os.path.join(data_dir, input_contract.ITEMS_FILE)).values())
     model_dir = os.path.join(root, "model")
     export.save_serving_model(model, tft_output, catalogue, model_dir)
     return data_dir, model_dir

@@ -7,8 +7,9 @@ and items with text but no interactions are retrievable. Unknown users and items
 `import tensorflow_text` first (its WordPiece ops).
 
 Signatures:
-    serving_default: serialized raw tf.Examples -> click, rating, user_embedding, item_embedding.
-    rank: user_id (B,), history (B, H), item_ids (B, C) -> click and rating, each (B, C).
+    serving_default: serialized raw tf.Examples -> each ranking task's prediction (by task name, e.g. click and
+        rating), user_embedding, item_embedding.
+    rank: user_id (B,), history (B, H), item_ids (B, C) -> each ranking task's prediction, (B, C).
     retrieve: user_id (B,), history (B, H), k (B,), exclude_history (B,) -> item_ids and scores, (B, max k).
     user_embedding: user_id (B,), history (B, H) -> user_embedding (B, D).
     item_embedding: item_ids (N,) -> item_embedding (N, D).
@@ -27,10 +28,7 @@ import tensorflow_transform as tft
 
 from components.example_gen.input_contract import Item
 from models import features
-from models.model import MultiTaskRecommender
 
-SERVING_OUTPUTS = (features.CLICK_PROBABILITY, features.RATING_PREDICTION, features.USER_EMBEDDING,
-                   features.ITEM_EMBEDDING)
 _INDEX_BATCH = 512
 
 _USER_ID_SPEC = tf.TensorSpec([None], tf.string, name=features.USER_ID)
@@ -40,7 +38,7 @@ _HISTORY_SPEC = tf.TensorSpec([None, None], tf.string, name=features.HISTORY)
 def raw_serving_spec(tft_output: tft.TFTransformOutput) -> dict[str, Any]:
     """The raw feature spec a request must follow: the schema's features minus labels and evaluation slices."""
     spec = tft_output.raw_feature_spec()
-    for name in (*features.LABEL_KEYS.values(), *features.SLICE_FEATURES):
+    for name in (*features.LABEL_COLUMNS, *features.SLICE_FEATURES):
         spec.pop(name)
     return spec
 
@@ -51,6 +49,23 @@ def _to_sparse(strings: tf.Tensor) -> tf.SparseTensor:
     return ragged.to_sparse()
 
 
+def raw_item_features(item_ids: tf.Tensor, titles: tf.Tensor, descriptions: tf.Tensor, categories: tf.Tensor
+                      ) -> dict[str, Any]:
+    """Raw item features, as ExampleGen writes them, from (N,) strings; `categories` joined by the separator."""
+    split = tf.strings.split(categories, features.CATEGORY_SEPARATOR)
+    return {
+        features.ITEM_ID: item_ids[:, None],
+        features.TITLE: titles[:, None],
+        features.DESCRIPTION: descriptions[:, None],
+        features.CATEGORIES: tf.ragged.boolean_mask(split, tf.strings.length(split) > 0).to_sparse(),
+    }
+
+
+def _served(outputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """Every model output but the logits: embeddings and each task's prediction."""
+    return {name: value for name, value in outputs.items() if not name.endswith(features.LOGIT_SUFFIX)}
+
+
 def _normalise(vectors: tf.Tensor) -> tf.Tensor:
     return tf.math.l2_normalize(vectors, axis=-1)
 
@@ -58,7 +73,7 @@ def _normalise(vectors: tf.Tensor) -> tf.Tensor:
 class ServingModule(tf.Module):
     """The exported object: the model, Transform's layer, the catalogue and its embedding index."""
 
-    def __init__(self, model: MultiTaskRecommender, tft_output: tft.TFTransformOutput, catalogue: list[Item]):
+    def __init__(self, model: Any, tft_output: tft.TFTransformOutput, catalogue: list[Item]):
         super().__init__()
         self.model = model
         self.tft_layer = tft_output.transform_features_layer()
@@ -84,16 +99,9 @@ class ServingModule(tf.Module):
         safe = tf.maximum(rows, 0)
 
         def column(values: tf.Tensor) -> tf.Tensor:
-            return tf.where(known, tf.gather(values, safe), "")[:, None]
+            return tf.where(known, tf.gather(values, safe), "")
 
-        categories = tf.strings.split(tf.where(known, tf.gather(self.categories, safe), ""),
-                                      features.CATEGORY_SEPARATOR)
-        raw = {
-            features.ITEM_ID: item_ids[:, None],
-            features.TITLE: column(self.titles),
-            features.DESCRIPTION: column(self.descriptions),
-            features.CATEGORIES: tf.ragged.boolean_mask(categories, tf.strings.length(categories) > 0).to_sparse(),
-        }
+        raw = raw_item_features(item_ids, column(self.titles), column(self.descriptions), column(self.categories))
         return self.model.item_tower(self.tft_layer(raw))
 
     def _user_vectors(self, user_id: tf.Tensor, history: tf.Tensor) -> tf.Tensor:
@@ -105,8 +113,7 @@ class ServingModule(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=features.EXAMPLES_INPUT)])
     def serve_examples(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
         transformed = self.tft_layer(tf.io.parse_example(examples, self._raw_spec))
-        outputs = self.model(transformed, training=False)
-        return {name: outputs[name] for name in SERVING_OUTPUTS}
+        return _served(self.model(transformed, training=False))
 
     @tf.function(input_signature=[_USER_ID_SPEC, _HISTORY_SPEC,
                                   tf.TensorSpec([None, None], tf.string, name=features.ITEM_IDS)])
@@ -114,9 +121,8 @@ class ServingModule(tf.Module):
         users = self._user_vectors(user_id, history)
         candidates = tf.shape(item_ids)[1]
         items = self._item_vectors(tf.reshape(item_ids, [-1]))
-        scores = self.model.score(tf.repeat(users, candidates, axis=0), items)
-        return {name: tf.reshape(scores[name], [-1, candidates])
-                for name in (features.CLICK_PROBABILITY, features.RATING_PREDICTION)}
+        scores = _served(self.model.score(tf.repeat(users, candidates, axis=0), items))
+        return {name: tf.reshape(score, [-1, candidates]) for name, score in scores.items()}
 
     @tf.function(input_signature=[_USER_ID_SPEC, _HISTORY_SPEC, tf.TensorSpec([None], tf.int32, name=features.K),
                                   tf.TensorSpec([None], tf.bool, name=features.EXCLUDE_HISTORY)])
@@ -150,7 +156,7 @@ class ServingModule(tf.Module):
         }
 
 
-def save_serving_model(model: MultiTaskRecommender, tft_output: tft.TFTransformOutput, catalogue: list[Item],
+def save_serving_model(model: Any, tft_output: tft.TFTransformOutput, catalogue: list[Item],
                        export_dir: str) -> None:
     module = ServingModule(model, tft_output, catalogue)
     tf.saved_model.save(module, export_dir, signatures=module.signatures())

@@ -28,11 +28,12 @@ ITEM_POPULARITY = "item_popularity"  # cold (no train events), rare, medium, pop
 USER_ACTIVITY = "user_activity"  # new (no train events), light, regular, heavy
 SLICE_FEATURES = (ITEM_POPULARITY, USER_ACTIVITY)
 
-# === Tasks: name -> label column ===
+# === The default tasks (the configuration may declare others): name -> label column ===
 RETRIEVAL_TASK = "retrieval"
 CLICK_TASK = "click"
 RATING_TASK = "rating"
 LABEL_KEYS = {CLICK_TASK: CLICKED, RATING_TASK: RATING}
+LABEL_COLUMNS = (CLICKED, RATING)  # the event columns that carry labels
 
 # === Transformed features (model inputs) ===
 USER_INDEX = "user_index"
@@ -66,6 +67,14 @@ USER_EMBEDDING = "user_embedding"
 ITEM_EMBEDDING = "item_embedding"
 CLICK_PROBABILITY = CLICK_TASK
 RATING_PREDICTION = RATING_TASK
+
+
+LOGIT_SUFFIX = "_logit"
+
+
+def logit_name(task: str) -> str:
+    """Model output key of a binary task's logit; its probability is under the task's own name. Not served."""
+    return f"{task}{LOGIT_SUFFIX}"
 
 
 def transformed_label(task: str) -> str:

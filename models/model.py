@@ -1,51 +1,73 @@
-"""MultiTaskRecommender: two towers for retrieval plus click and rating heads, trained on a weighted loss sum."""
+"""MultiTaskRecommender: two towers for retrieval plus ranking heads, trained on a balanced sum of task losses."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import keras
+import keras_rs
+import numpy as np
 
-from models import features, tasks
+from models import features
+from models import tasks as tasks_module
+from models.ranking import MLP
+from models.tasks import Task
 from models.towers import ItemTower, UserTower
-
-TASKS = (features.RETRIEVAL_TASK, features.CLICK_TASK, features.RATING_TASK)
-CLICK_LOGIT = "click_logit"
 
 
 class MultiTaskRecommender(keras.Model):
-    """A retrieval task over a user and an item tower, and ranking heads on the pair.
+    """A retrieval task over a user and an item tower, and one ranking head per binary or regression task.
 
-    `call` returns named outputs: both embeddings, the click logit and probability, and the rating. The loss
-    is an explicit weighted sum of the task losses; a weight of zero removes a task from training. The towers
-    share the item id table, so the model is saved as a SavedModel (models.export), not from its config.
+    The ranking heads read [user, item, user * item] (optionally through KerasRS FeatureCross layers), pass it
+    through the multi-task architecture (models.ranking), then a tower and an output unit per task. `call`
+    returns both embeddings and every task's prediction; `score` runs only the ranking part, which is what
+    serving's `rank` needs. The towers share the item id table, so the model is saved as a SavedModel
+    (models.export), not from its config.
 
     Args:
         user_tower: UserTower.
         item_tower: ItemTower.
-        task_weights: dict. Loss weight per task name in `TASKS`.
-        hidden_dim: int. Width of the ranking heads' hidden layer.
+        tasks: list of Task. At most one retrieval task; any number of binary and regression tasks.
+        architecture: keras.layers.Layer. Maps the ranking input to one representation per ranking task.
+        loss_balancing: keras.layers.Layer. Task name -> loss dict to the training loss (models.loss_balancing).
+        tower_units: list of int. Hidden widths of each task's tower.
+        feature_cross_layers: int. Number of FeatureCross layers on the ranking input (0: none).
         temperature: float. Softmax temperature of the retrieval task.
+        item_log_frequency: array or None. Log share of training events per item index, for the retrieval
+            task's logQ correction; None trains without it.
+        label_means: dict. Regression task name -> mean training label, the starting bias of its output.
     """
 
-    def __init__(self, user_tower: UserTower, item_tower: ItemTower, task_weights: dict[str, float],
-                 hidden_dim: int = 64, temperature: float = 0.1, **kwargs: Any):
+    def __init__(self, user_tower: UserTower, item_tower: ItemTower, tasks: list[Task],
+                 architecture: keras.layers.Layer, loss_balancing: keras.layers.Layer, tower_units: list[int],
+                 feature_cross_layers: int = 0, temperature: float = 0.1,
+                 item_log_frequency: np.ndarray | None = None, label_means: dict[str, float] | None = None,
+                 **kwargs: Any):
         super().__init__(**kwargs)
-        unknown = sorted(set(task_weights) - set(TASKS))
-        if unknown:
-            raise ValueError(f"`task_weights` names unknown tasks {unknown}; known: {list(TASKS)}. "
-                             f"Received: `task_weights` = {task_weights}")
+        self.tasks = list(tasks)
+        self.ranking_tasks = [task for task in self.tasks if task.type != tasks_module.RETRIEVAL]
+        self.retrieval = tasks_module.retrieval_task(self.tasks)
+        label_means = label_means or {}
         # === Layers ===
         self.user_tower = user_tower
         self.item_tower = item_tower
-        self.ranking_hidden = keras.layers.Dense(hidden_dim, activation="relu", name="ranking_hidden")
-        self.click_head = keras.layers.Dense(1, name="click_head")
-        self.rating_head = keras.layers.Dense(1, name="rating_head")
-        self.loss_trackers = {task: keras.metrics.Mean(name=f"{task}_loss") for task in TASKS}
-        self.click_auc = keras.metrics.AUC(name="click_auc")
+        self.crosses = [keras_rs.layers.FeatureCross(name=f"feature_cross_{i}") for i in range(feature_cross_layers)]
+        self.architecture = architecture
+        self.loss_balancing = loss_balancing
+        self.task_towers = {task.name: MLP(tower_units, name=f"{task.name}_tower") for task in self.ranking_tasks}
+        self.heads = {task.name: keras.layers.Dense(
+            1, bias_initializer=keras.initializers.Constant(label_means.get(task.name, 0.0)),
+            name=f"{task.name}_head") for task in self.ranking_tasks}
+        self.loss_trackers = {task.name: keras.metrics.Mean(name=f"{task.name}_loss") for task in self.tasks}
+        self.aucs = {task.name: keras.metrics.AUC(name=f"{task.name}_auc")
+                     for task in self.ranking_tasks if task.type == tasks_module.BINARY}
+        self.item_log_frequency = None
+        if item_log_frequency is not None:
+            self.item_log_frequency = self.add_weight(
+                shape=item_log_frequency.shape, initializer=keras.initializers.Constant(item_log_frequency),
+                trainable=False, name="item_log_frequency")
         # === Config ===
-        self.task_weights = {task: float(task_weights.get(task, 0.0)) for task in TASKS}
-        self.hidden_dim = hidden_dim
+        self.feature_cross_layers = feature_cross_layers
         self.temperature = temperature
 
     def call(self, inputs: dict[str, Any], training: bool = False) -> dict[str, Any]:
@@ -54,33 +76,45 @@ class MultiTaskRecommender(keras.Model):
         return {features.USER_EMBEDDING: user, features.ITEM_EMBEDDING: item, **self.score(user, item)}
 
     def score(self, user: Any, item: Any) -> dict[str, Any]:
-        """The ranking heads on (user, item) embedding pairs; serving ranks candidates with this alone."""
-        hidden = self.ranking_hidden(keras.ops.concatenate([user, item, user * item], axis=-1))
-        click_logit = keras.ops.squeeze(self.click_head(hidden), -1)
-        return {
-            CLICK_LOGIT: click_logit,
-            features.CLICK_PROBABILITY: keras.ops.sigmoid(click_logit),
-            features.RATING_PREDICTION: keras.ops.squeeze(self.rating_head(hidden), -1),
-        }
+        """The ranking heads on (user, item) embedding pairs: each task's prediction (and binary logits)."""
+        x0 = keras.ops.concatenate([user, item, user * item], axis=-1)
+        x = x0
+        for cross in self.crosses:
+            x = cross(x0, x)
+        outputs = {}
+        for task, hidden in zip(self.ranking_tasks, self.architecture(x), strict=True):
+            value = keras.ops.squeeze(self.heads[task.name](self.task_towers[task.name](hidden)), -1)
+            if task.type == tasks_module.BINARY:
+                outputs[features.logit_name(task.name)] = value
+                value = keras.ops.sigmoid(value)
+            outputs[task.name] = value
+        return outputs
 
     def compute_loss(self, x: dict[str, Any] | None = None, y: Any = None, y_pred: dict[str, Any] | None = None,
                      sample_weight: Any = None, training: bool = True) -> Any:
         """Labels travel inside `x` (Transform writes them beside the features), so `y` is unused."""
-        clicks = x[features.transformed_label(features.CLICK_TASK)]
-        losses = {
-            features.RETRIEVAL_TASK: tasks.retrieval_loss(
-                y_pred[features.USER_EMBEDDING], y_pred[features.ITEM_EMBEDDING], x[features.ITEM_INDEX], clicks,
-                self.temperature),
-            features.CLICK_TASK: tasks.click_loss(clicks, y_pred[CLICK_LOGIT]),
-            features.RATING_TASK: tasks.rating_loss(
-                x[features.transformed_label(features.RATING_TASK)], y_pred[features.RATING_PREDICTION]),
-        }
-        for task, loss in losses.items():
-            self.loss_trackers[task].update_state(loss)
-        self.click_auc.update_state(clicks, y_pred[features.CLICK_PROBABILITY])
-        total = sum(self.task_weights[task] * loss for task, loss in losses.items())
+        losses = {}
+        if self.retrieval is not None:
+            item_ids = x[features.ITEM_INDEX]
+            weights = (x[features.transformed_label(self.retrieval.name)] if self.retrieval.label
+                       else keras.ops.ones_like(item_ids, dtype="float32"))
+            log_q = (keras.ops.take(self.item_log_frequency, item_ids)
+                     if self.item_log_frequency is not None else None)
+            losses[self.retrieval.name] = tasks_module.retrieval_loss(
+                y_pred[features.USER_EMBEDDING], y_pred[features.ITEM_EMBEDDING], item_ids, weights,
+                self.temperature, log_q)
+        for task in self.ranking_tasks:
+            labels = x[features.transformed_label(task.name)]
+            if task.type == tasks_module.BINARY:
+                losses[task.name] = tasks_module.binary_loss(labels, y_pred[features.logit_name(task.name)])
+                self.aucs[task.name].update_state(labels, y_pred[task.name])
+            else:
+                losses[task.name] = tasks_module.regression_loss(labels, y_pred[task.name])
+        for name, loss in losses.items():
+            self.loss_trackers[name].update_state(loss)
+        total = self.loss_balancing(losses)
         return total + sum(self.losses) if self.losses else total
 
     @property
     def metrics(self) -> list[keras.metrics.Metric]:
-        return [*super().metrics, *self.loss_trackers.values(), self.click_auc]
+        return [*super().metrics, *self.loss_trackers.values(), *self.aucs.values()]

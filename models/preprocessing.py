@@ -65,7 +65,7 @@ def item_text(inputs: dict[str, Any]) -> tf.Tensor:
 
 
 def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> dict[str, tf.Tensor]:
-    """Raw features -> model inputs and labels. `custom_config` carries the text preset and the lengths."""
+    """Raw features -> model inputs and labels. `custom_config` carries the text preset, the lengths and the tasks."""
     vocabulary = text_encoder.load_vocabulary(custom_config["text_preset"])
     outputs: dict[str, tf.Tensor] = {}
 
@@ -87,6 +87,7 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> d
     outputs[features.TEXT_TOKEN_IDS] = token_ids
     outputs[features.TEXT_PADDING_MASK] = padding_mask
 
-    for task, label in features.LABEL_KEYS.items():
-        outputs[features.transformed_label(task)] = tf.cast(_squeeze(inputs[label]), tf.float32)
+    for task in custom_config["tasks"]:
+        if task["label"]:
+            outputs[features.transformed_label(task["name"])] = tf.cast(_squeeze(inputs[task["label"]]), tf.float32)
     return outputs

@@ -13,6 +13,8 @@ from typing import Any
 
 import keras
 import keras_hub
+import numpy as np
+import tensorflow as tf
 
 from models import features
 
@@ -46,21 +48,40 @@ def build_backbone(preset: str, backbone: dict[str, Any] | None, max_length: int
         vocabulary_size=len(load_vocabulary(preset)), max_sequence_length=max_length, **backbone)
 
 
+POOLING = ("mean", "cls")
+# How the text tower trains: "frozen" (pretrained weights fixed, each distinct item text encoded once),
+# "finetune" (the top `trainable_layers` transformer layers train with the model) or "off" (no text tower).
+TEXT_MODES = ("frozen", "finetune", "off")
+
+
 @keras.saving.register_keras_serializable(package="mtrec")
 class TextEncoder(keras.layers.Layer):
-    """Encodes tokenized item text into one vector: BERT, then the mean over non-padding tokens.
+    """Encodes tokenized item text into one vector: BERT, then mean pooling over the tokens or the [CLS] vector.
 
     Args:
-        backbone: keras_hub.models.BertBackbone. The transformer; frozen when the layer's standard `trainable`
-            argument is False, fine-tuned when it is True.
+        backbone: keras_hub.models.BertBackbone. The transformer.
+        pooling: str. "mean" (masked mean over non-padding tokens) or "cls" (the [CLS] token's vector).
+        trainable_layers: int. How many of the top transformer layers train; 0 freezes the whole backbone.
 
     Call arguments:
         inputs: dict with `text_token_ids` and `text_padding_mask`, both int of shape (batch, length).
     """
 
-    def __init__(self, backbone: keras_hub.models.BertBackbone, **kwargs: Any):
+    def __init__(self, backbone: keras_hub.models.BertBackbone, pooling: str = "mean", trainable_layers: int = 0,
+                 **kwargs: Any):
         super().__init__(**kwargs)
+        if pooling not in POOLING:
+            raise ValueError(f"`pooling` should be one of {POOLING}. Received: `pooling` = {pooling!r}")
         self.backbone = backbone
+        self.pooling = pooling
+        self.trainable_layers = trainable_layers
+        # Fine-tuning only the top layers keeps the lower, general-purpose layers as pretrained.
+        backbone.trainable = trainable_layers > 0
+        if trainable_layers > 0:
+            for layer in backbone.layers:
+                layer.trainable = False
+            for layer in backbone.transformer_layers[-trainable_layers:]:
+                layer.trainable = True
 
     def call(self, inputs: dict[str, Any]) -> Any:
         token_ids = inputs[features.TEXT_TOKEN_IDS]
@@ -70,6 +91,8 @@ class TextEncoder(keras.layers.Layer):
             "segment_ids": keras.ops.zeros_like(token_ids),
             "padding_mask": padding_mask,
         })["sequence_output"]
+        if self.pooling == "cls":
+            return sequence[:, 0, :]
         weights = keras.ops.expand_dims(keras.ops.cast(padding_mask, sequence.dtype), -1)
         total = keras.ops.sum(sequence * weights, axis=1)
         return total / keras.ops.maximum(keras.ops.sum(weights, axis=1), 1.0)
@@ -79,7 +102,8 @@ class TextEncoder(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update({"backbone": keras.layers.serialize(self.backbone)})
+        config.update({"backbone": keras.layers.serialize(self.backbone), "pooling": self.pooling,
+                       "trainable_layers": self.trainable_layers})
         return config
 
     @classmethod
@@ -87,3 +111,56 @@ class TextEncoder(keras.layers.Layer):
         config = dict(config)
         config["backbone"] = keras.layers.deserialize(config["backbone"])
         return cls(**config)
+
+
+def _text_keys(token_ids: Any) -> tf.Tensor:
+    """One exact string key per row of token ids: equal texts (after tokenization) share a key."""
+    return tf.strings.reduce_join(tf.strings.as_string(token_ids), axis=-1, separator=",")
+
+
+class CachedTextEncoder(keras.layers.Layer):
+    """A frozen TextEncoder that encodes each distinct item text once and afterwards looks the vector up.
+
+    A frozen encoder gives the same vector for the same text every time, so running BERT once per event and
+    epoch only burns compute. `build_cache` encodes the catalogue once; `call` gathers the cached vectors and
+    runs the encoder only for a batch that holds a text outside the cache (an item unknown at training time).
+
+    Args:
+        encoder: TextEncoder. Frozen (trainable_layers=0).
+    """
+
+    def __init__(self, encoder: TextEncoder, **kwargs: Any):
+        super().__init__(trainable=False, **kwargs)
+        self.encoder = encoder
+        self.table: tf.lookup.StaticHashTable | None = None
+        self.vectors: Any = None
+
+    def build_cache(self, token_ids: Any, padding_mask: Any, batch_size: int = 256) -> int:
+        """Encodes the distinct texts among the rows given; returns how many were encoded."""
+        keys = _text_keys(token_ids).numpy()
+        _, first = np.unique(keys, return_index=True)
+        first = np.sort(first)
+        token_ids, padding_mask = np.asarray(token_ids)[first], np.asarray(padding_mask)[first]
+        vectors = [keras.ops.convert_to_numpy(self.encoder({
+            features.TEXT_TOKEN_IDS: token_ids[start:start + batch_size],
+            features.TEXT_PADDING_MASK: padding_mask[start:start + batch_size]}))
+            for start in range(0, len(first), batch_size)]
+        matrix = np.concatenate(vectors, axis=0)
+        self.vectors = self.add_weight(shape=matrix.shape, initializer="zeros", trainable=False,
+                                       name="cached_text_vectors")
+        self.vectors.assign(matrix)
+        self.table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(keys[first]), tf.range(len(first), dtype=tf.int64)),
+            default_value=-1)
+        return len(first)
+
+    def call(self, inputs: dict[str, Any]) -> Any:
+        if self.table is None:
+            return self.encoder(inputs)
+        rows = self.table.lookup(_text_keys(inputs[features.TEXT_TOKEN_IDS]))
+        return tf.cond(tf.reduce_all(rows >= 0),
+                       lambda: tf.gather(self.vectors, tf.maximum(rows, 0)),
+                       lambda: self.encoder(inputs))
+
+    def compute_output_shape(self, input_shape: dict[str, tuple]) -> tuple:
+        return self.encoder.compute_output_shape(input_shape)

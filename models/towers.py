@@ -52,18 +52,20 @@ class ItemTower(keras.layers.Layer):
     Args:
         item_embedding: keras.layers.Embedding. The item id table (index 0 is padding).
         num_categories: int. Size of the category index space (padding, vocabulary, OOV).
-        text_encoder: keras.layers.Layer. Maps tokenized text to a vector (models.text_encoder.TextEncoder).
+        text_encoder: keras.layers.Layer or None. Maps tokenized text to a vector (models.text_encoder); None
+            builds an id-and-categories tower without text.
         output_dim: int. Size of the item embedding.
     """
 
     def __init__(self, item_embedding: keras.layers.Embedding, num_categories: int,
-                 text_encoder: keras.layers.Layer, output_dim: int, **kwargs: Any):
+                 text_encoder: keras.layers.Layer | None, output_dim: int, **kwargs: Any):
         super().__init__(**kwargs)
         # === Layers ===
         self.item_embedding = item_embedding
         self.category_embedding = keras.layers.Embedding(num_categories, output_dim, name="category_embedding")
         self.text_encoder = text_encoder
-        self.text_projection = keras.layers.Dense(output_dim, name="text_projection")
+        self.text_projection = (keras.layers.Dense(output_dim, activation="relu", name="text_projection")
+                                if text_encoder is not None else None)
         self.projection = keras.layers.Dense(output_dim, name="item_projection")
         # === Config ===
         self.num_categories = num_categories
@@ -71,9 +73,10 @@ class ItemTower(keras.layers.Layer):
 
     def call(self, inputs: dict[str, Any]) -> Any:
         categories = inputs[features.CATEGORY_INDICES]
-        text = self.text_encoder({key: inputs[key] for key in (features.TEXT_TOKEN_IDS, features.TEXT_PADDING_MASK)})
-        return self.projection(keras.ops.concatenate([
-            self.item_embedding(inputs[features.ITEM_INDEX]),
-            _masked_mean(self.category_embedding(categories), categories),
-            self.text_projection(text),
-        ], axis=-1))
+        parts = [self.item_embedding(inputs[features.ITEM_INDEX]),
+                 _masked_mean(self.category_embedding(categories), categories)]
+        if self.text_encoder is not None:
+            text = self.text_encoder({key: inputs[key] for key in (features.TEXT_TOKEN_IDS,
+                                                                   features.TEXT_PADDING_MASK)})
+            parts.append(self.text_projection(text))
+        return self.projection(keras.ops.concatenate(parts, axis=-1))

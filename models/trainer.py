@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
 from components.example_gen import input_contract
-from models import export, features, preprocessing, text_encoder
+from components.example_gen.input_contract import Item
+from models import export, features, loss_balancing, preprocessing, ranking, tasks, text_encoder
 from models.model import MultiTaskRecommender
 from models.towers import ItemTower, UserTower
 
@@ -56,24 +59,88 @@ def make_dataset(file_pattern: list[str], data_accessor: tfx.components.DataAcce
     )
 
 
-def build_model(tft_output: tft.TFTransformOutput, config: dict[str, Any]) -> MultiTaskRecommender:
-    """The model sized by Transform's vocabularies; `config` is the Trainer's custom_config."""
+@dataclasses.dataclass
+class TrainStatistics:
+    """What the model needs to know about the training data before training: item frequencies, label means."""
+
+    item_counts: np.ndarray  # events per item index
+    label_means: dict[str, float]  # regression task -> mean label
+
+    @property
+    def item_log_frequency(self) -> np.ndarray:
+        """Log share of training events per item index; unseen items get the share of half an event."""
+        counts = np.maximum(self.item_counts.astype(np.float64), 0.5)
+        return np.log(counts / max(float(self.item_counts.sum()), 1.0)).astype(np.float32)
+
+
+def train_statistics(dataset: tf.data.Dataset, num_items: int, task_list: list[tasks.Task]) -> TrainStatistics:
+    """One pass over the (batched, transformed) training data."""
+    counts = np.zeros(num_items, np.int64)
+    regression = [task.name for task in task_list if task.type == tasks.REGRESSION]
+    sums = dict.fromkeys(regression, 0.0)
+    rows = 0
+    for batch in dataset:
+        counts += np.bincount(batch[features.ITEM_INDEX].numpy().reshape(-1), minlength=num_items)[:num_items]
+        rows += int(batch[features.ITEM_INDEX].shape[0])
+        for name in regression:
+            sums[name] += float(tf.reduce_sum(batch[features.transformed_label(name)]))
+    return TrainStatistics(counts, {name: total / max(rows, 1) for name, total in sums.items()})
+
+
+def index_sizes(tft_output: tft.TFTransformOutput) -> tuple[int, int, int]:
+    """(users, items, categories): vocabulary plus OOV buckets, plus the padding index for items and categories."""
     oov = preprocessing.OOV_BUCKETS
-    num_users = tft_output.vocabulary_size_by_name(features.USER_VOCABULARY) + oov
-    num_items = tft_output.vocabulary_size_by_name(features.ITEM_VOCABULARY) + oov + 1
-    num_categories = tft_output.vocabulary_size_by_name(features.CATEGORY_VOCABULARY) + oov + 1
-    dim = config["embedding_dim"]
+    return (tft_output.vocabulary_size_by_name(features.USER_VOCABULARY) + oov,
+            tft_output.vocabulary_size_by_name(features.ITEM_VOCABULARY) + oov + 1,
+            tft_output.vocabulary_size_by_name(features.CATEGORY_VOCABULARY) + oov + 1)
+
+
+def build_text_encoder(config: dict[str, Any], tft_output: tft.TFTransformOutput,
+                       catalogue: list[Item] | None) -> keras.layers.Layer | None:
+    """The text tower of `config["text_encoder"]`; a frozen one is cached over `catalogue`'s texts."""
     text = config["text_encoder"]
+    if text["mode"] == "off":
+        return None
     encoder = text_encoder.TextEncoder(
         text_encoder.build_backbone(text["preset"], text["backbone"], text["max_length"]),
-        trainable=text["trainable"], name="text_encoder")
+        pooling=text["pooling"], trainable_layers=text["trainable_layers"] if text["mode"] == "finetune" else 0,
+        name="text_encoder")
+    if text["mode"] == "finetune":
+        return encoder
+    cached = text_encoder.CachedTextEncoder(encoder, name="cached_text_encoder")
+    if catalogue:
+        transformed = tft_output.transform_features_layer()(export.raw_item_features(
+            tf.constant([item.item_id for item in catalogue]), tf.constant([item.title for item in catalogue]),
+            tf.constant([item.description for item in catalogue]),
+            tf.constant([features.CATEGORY_SEPARATOR.join(item.categories) for item in catalogue])))
+        cached.build_cache(transformed[features.TEXT_TOKEN_IDS], transformed[features.TEXT_PADDING_MASK])
+    return cached
+
+
+def build_model(tft_output: tft.TFTransformOutput, config: dict[str, Any],
+                statistics: TrainStatistics | None = None, catalogue: list[Item] | None = None) -> keras.Model:
+    """The model of `config` (the Trainer's custom_config) sized by Transform's vocabularies."""
+    model_config = config["model"]
+    task_list = [tasks.Task.from_config(task) for task in model_config["tasks"]]
+    num_users, num_items, num_categories = index_sizes(tft_output)
+    dim = model_config["embedding_dim"]
     item_embedding = keras.layers.Embedding(num_items, dim, name="item_id_embedding")
+    architecture = ranking.build_architecture(
+        model_config["architecture"], len(tasks.ranking_tasks(task_list)), model_config["num_experts"],
+        model_config["num_task_experts"], model_config["num_levels"], model_config["expert_units"])
+    use_logq = model_config["logq_correction"] and statistics is not None
     return MultiTaskRecommender(
         user_tower=UserTower(num_users, item_embedding, dim, name="user_tower"),
-        item_tower=ItemTower(item_embedding, num_categories, encoder, dim, name="item_tower"),
-        task_weights=config["task_weights"],
-        hidden_dim=config["hidden_dim"],
-        temperature=config["temperature"],
+        item_tower=ItemTower(item_embedding, num_categories, build_text_encoder(config, tft_output, catalogue), dim,
+                             name="item_tower"),
+        tasks=task_list,
+        architecture=architecture,
+        loss_balancing=loss_balancing.build_loss_balancing(model_config["loss_balancing"], task_list),
+        tower_units=model_config["tower_units"],
+        feature_cross_layers=model_config["feature_cross_layers"],
+        temperature=model_config["temperature"],
+        item_log_frequency=statistics.item_log_frequency if use_logq else None,
+        label_means=statistics.label_means if statistics is not None else None,
         name="multi_task_recommender",
     )
 
@@ -84,21 +151,24 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     # Grappler's AddOpsRewrite can create clashing temporary variables on CPU (AlreadyExistsError mid-epoch,
     # tensorflow/tensorflow#33713); the rewrite only saves a few additions, so it is off.
     tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
-    keras.utils.set_random_seed(config["seed"])
+    training = config["training"]
+    keras.utils.set_random_seed(training["seed"])
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
-    batch_size = config["batch_size"]
+    batch_size = training["batch_size"]
     train = make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output, batch_size, shuffle=True)
     evaluation = make_dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, batch_size, shuffle=False)
+    catalogue = list(input_contract.read_items(config["items_path"]).values())
+    task_list = [tasks.Task.from_config(task) for task in config["model"]["tasks"]]
+    statistics = train_statistics(train, index_sizes(tft_output)[1], task_list)
     with tf.distribute.get_strategy().scope():
-        model = build_model(tft_output, config)
-        model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]))
+        model = build_model(tft_output, config, statistics, catalogue)
+        model.compile(optimizer=keras.optimizers.Adam(training["learning_rate"]))
     model.fit(
         train,
         validation_data=evaluation,
-        epochs=config["epochs"],
+        epochs=training["epochs"],
         callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir),
                    TrainingLog(os.path.join(fn_args.model_run_dir, TRAINING_LOG_FILE))],
         verbose=_verbosity(),
     )
-    catalogue = list(input_contract.read_items(config["items_path"]).values())
     export.save_serving_model(model, tft_output, catalogue, fn_args.serving_model_dir)

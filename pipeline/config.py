@@ -41,23 +41,55 @@ class ExampleGen:
 @dataclasses.dataclass
 class TextEncoder:
     """`preset`: "minilm" (bundled weights), a local Hugging Face/KerasHub BERT directory or a KerasHub preset.
-    `backbone`: BertBackbone sizes (num_layers, num_heads, hidden_dim, intermediate_dim) for a randomly
-    initialised encoder over the preset's vocabulary instead of the pretrained weights."""
+    `mode`: "frozen" (each distinct item text encoded once), "finetune" (the top `trainable_layers` layers train)
+    or "off" (no text tower). `pooling`: "mean" or "cls". `backbone`: BertBackbone sizes (num_layers, num_heads,
+    hidden_dim, intermediate_dim) for a randomly initialised encoder over the preset's vocabulary instead of the
+    pretrained weights."""
 
     preset: str = "minilm"
-    trainable: bool = False
+    mode: str = "frozen"
+    trainable_layers: int = 2
+    pooling: str = "mean"
     max_length: int = 32
     backbone: dict[str, int] | None = None
 
 
 @dataclasses.dataclass
+class Task:
+    """`type`: "retrieval", "binary" or "regression". `label`: the event column of the label; for retrieval the
+    column that weights positives, or null (every event is a positive). `weight`: the loss weight."""
+
+    name: str = ""
+    type: str = "binary"
+    label: str | None = None
+    weight: float = 1.0
+
+
+def default_tasks() -> list[Task]:
+    return [Task("retrieval", "retrieval", "clicked"), Task("click", "binary", "clicked"),
+            Task("rating", "regression", "rating")]
+
+
+@dataclasses.dataclass
 class Model:
+    """`type`: "mtrec" or "tfrs" (the TensorFlow Recommenders multitask tutorial model, as a baseline).
+    `architecture` of the ranking heads: "shared_bottom", "mmoe" or "ple"; `num_experts` are MMoE's experts or
+    PLE's shared experts per level. `loss_balancing`: "fixed" (task weights) or "uncertainty" (learned)."""
+
+    type: str = "mtrec"
     embedding_dim: int = 32
-    hidden_dim: int = 64
+    architecture: str = "mmoe"
+    num_experts: int = 4
+    num_task_experts: int = 1
+    num_levels: int = 2
+    expert_units: list[int] = dataclasses.field(default_factory=lambda: [64])
+    tower_units: list[int] = dataclasses.field(default_factory=lambda: [32])
+    feature_cross_layers: int = 1
     temperature: float = 0.1
+    logq_correction: bool = True
+    loss_balancing: str = "fixed"
     max_categories: int = 4
-    task_weights: dict[str, float] = dataclasses.field(
-        default_factory=lambda: {"retrieval": 1.0, "click": 1.0, "rating": 1.0})
+    tasks: list[Task] = dataclasses.field(default_factory=default_tasks)
 
 
 @dataclasses.dataclass
@@ -70,12 +102,13 @@ class Training:
 
 @dataclasses.dataclass
 class Evaluation:
-    """Absolute thresholds, and the most a new model may lose against the latest blessed one."""
+    """Absolute thresholds, and the most a new model may lose against the latest blessed one: AUC for every
+    binary task, RMSE for every regression task."""
 
-    min_click_auc: float = 0.6
-    max_rating_rmse: float = 1.5
-    max_click_auc_decrease: float = 0.02
-    max_rating_rmse_increase: float = 0.1
+    min_auc: float = 0.6
+    max_rmse: float = 1.5
+    max_auc_decrease: float = 0.02
+    max_rmse_increase: float = 0.1
 
 
 @dataclasses.dataclass
@@ -95,10 +128,17 @@ class RunConfig:
 # Values that must be positive, and those that must lie strictly between 0 and 1.
 _POSITIVE = {"num_users", "num_items", "events_per_user", "history_length", "max_length", "embedding_dim",
              "hidden_dim", "temperature", "max_categories", "epochs", "batch_size", "learning_rate",
-             "max_rating_rmse", "num_layers", "num_heads", "intermediate_dim"}
-_FRACTIONS = {"eval_fraction", "min_click_auc"}
-_CHOICES = {"source": ("synthetic", "csv", "movielens"), "split": ("time", "random")}
-_TASKS = ("retrieval", "click", "rating")
+             "max_rmse", "num_layers", "num_heads", "intermediate_dim", "num_experts", "num_task_experts",
+             "num_levels", "expert_units", "tower_units"}
+_NOT_NEGATIVE = {"cold_item_fraction", "max_auc_decrease", "max_rmse_increase", "feature_cross_layers",
+                 "trainable_layers", "weight"}
+_FRACTIONS = {"eval_fraction", "min_auc"}
+_CHOICES = {"source": ("synthetic", "csv", "movielens"), "split": ("time", "random"),
+            "mode": ("frozen", "finetune", "off"), "pooling": ("mean", "cls"),
+            "architecture": ("shared_bottom", "mmoe", "ple"), "loss_balancing": ("fixed", "uncertainty")}
+# Task types, and the event columns each may take its label from.
+_TASK_LABELS = {"retrieval": (None, "clicked", "rating"), "binary": ("clicked",), "regression": ("rating", "clicked")}
+_MODEL_TYPES = ("mtrec", "tfrs")
 
 
 def _check_value(path: str, name: str, value: Any, problems: list[str]) -> None:
@@ -107,8 +147,10 @@ def _check_value(path: str, name: str, value: Any, problems: list[str]) -> None:
             problems.append(f"{path}: must be positive, got {value}")
         if name in _FRACTIONS and not 0 < value < 1:
             problems.append(f"{path}: must be between 0 and 1, got {value}")
-        if name in {"cold_item_fraction", "max_click_auc_decrease", "max_rating_rmse_increase"} and value < 0:
+        if name in _NOT_NEGATIVE and value < 0:
             problems.append(f"{path}: must not be negative, got {value}")
+    if isinstance(value, list) and name in _POSITIVE and not (value and all(v > 0 for v in value)):
+        problems.append(f"{path}: must be a non-empty list of positive numbers, got {value}")
     if name in _CHOICES and value not in _CHOICES[name]:
         problems.append(f"{path}: must be one of {list(_CHOICES[name])}, got {value!r}")
 
@@ -119,6 +161,9 @@ def _matches(value: Any, expected: Any) -> bool:
         return any(_matches(value, option) for option in typing.get_args(expected))
     if expected is type(None):
         return value is None
+    if origin is list:
+        (element,) = typing.get_args(expected)
+        return isinstance(value, list) and all(_matches(v, element) for v in value)
     if origin is dict:
         key_type, value_type = typing.get_args(expected)
         return isinstance(value, dict) and all(
@@ -144,6 +189,13 @@ def _build(cls: type, values: Any, path: str, problems: list[str]) -> Any:
         if dataclasses.is_dataclass(expected):
             kwargs[name] = _build(expected, value, where, problems)
             continue
+        element = typing.get_args(expected)[0] if typing.get_origin(expected) is list else None
+        if element is not None and dataclasses.is_dataclass(element):
+            if not isinstance(value, list):
+                problems.append(f"{where}: expected a list, got {value!r}")
+                continue
+            kwargs[name] = [_build(element, item, f"{where}[{i}]", problems) for i, item in enumerate(value)]
+            continue
         if not _matches(value, expected):
             problems.append(f"{where}: expected {getattr(expected, '__name__', expected)}, got {value!r}")
             continue
@@ -158,13 +210,7 @@ def _build(cls: type, values: Any, path: str, problems: list[str]) -> Any:
 def _check_run(config: RunConfig, problems: list[str]) -> None:
     if config.data.source != "synthetic" and not config.data.path:
         problems.append(f"data.path: required when data.source is {config.data.source!r}")
-    unknown_tasks = sorted(set(config.model.task_weights) - set(_TASKS))
-    if unknown_tasks:
-        problems.append(f"model.task_weights: unknown task(s) {unknown_tasks}; known: {list(_TASKS)}")
-    if any(weight < 0 for weight in config.model.task_weights.values()):
-        problems.append(f"model.task_weights: weights must not be negative, got {config.model.task_weights}")
-    elif not any(config.model.task_weights.values()):
-        problems.append("model.task_weights: at least one task needs a positive weight")
+    _check_tasks(config.model, problems)
     if config.text_encoder.max_length < 3:
         problems.append(f"text_encoder.max_length: must be at least 3 ([CLS], a token, [SEP]), "
                         f"got {config.text_encoder.max_length}")
@@ -173,6 +219,32 @@ def _check_run(config: RunConfig, problems: list[str]) -> None:
         if set(config.text_encoder.backbone) != needed:
             problems.append(f"text_encoder.backbone: needs exactly the keys {sorted(needed)}, "
                             f"got {sorted(config.text_encoder.backbone)}")
+
+
+def _check_tasks(model: Model, problems: list[str]) -> None:
+    if model.type not in _MODEL_TYPES:
+        problems.append(f"model.type: must be one of {list(_MODEL_TYPES)}, got {model.type!r}")
+    names = [task.name for task in model.tasks]
+    for i, task in enumerate(model.tasks):
+        where = f"model.tasks[{i}]"
+        if not task.name:
+            problems.append(f"{where}.name: required")
+        if task.type not in _TASK_LABELS:
+            problems.append(f"{where}.type: must be one of {list(_TASK_LABELS)}, got {task.type!r}")
+        elif task.label not in _TASK_LABELS[task.type]:
+            problems.append(f"{where}.label: a {task.type} task takes its label from one of "
+                            f"{list(_TASK_LABELS[task.type])}, got {task.label!r}")
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        problems.append(f"model.tasks: duplicate task name(s) {duplicates}")
+    if sum(task.type == "retrieval" for task in model.tasks) > 1:
+        problems.append("model.tasks: at most one retrieval task")
+    if not any(task.weight > 0 for task in model.tasks):
+        problems.append("model.tasks: at least one task needs a positive weight")
+    if model.type == "tfrs" and sorted((t.type, t.label) for t in model.tasks) != [
+            ("regression", "rating"), ("retrieval", None)]:
+        problems.append("model.tasks: the tfrs model has exactly the tutorial's tasks, a retrieval task with label "
+                        "null and a regression task on rating")
 
 
 def from_dict(values: dict[str, Any]) -> RunConfig:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from tensorflow_model_analysis.proto import config_pb2 as tfma
 
 from models import features
-from pipeline.config import Evaluation
+from pipeline.config import Evaluation, Task
 
 
 def _gated_metric(class_name: str, limit: float, worst_change: float, higher_is_better: bool) -> tfma.MetricConfig:
@@ -24,27 +24,30 @@ def _gated_metric(class_name: str, limit: float, worst_change: float, higher_is_
             absolute={"value": -worst_change if higher_is_better else worst_change})))
 
 
-def eval_config(thresholds: Evaluation) -> tfma.EvalConfig:
-    """Click: AUC, calibration, mean label/prediction; rating: RMSE; both: example count."""
-    click_auc = _gated_metric("AUC", thresholds.min_click_auc, thresholds.max_click_auc_decrease,
-                              higher_is_better=True)
-    rating_rmse = _gated_metric("RootMeanSquaredError", thresholds.max_rating_rmse,
-                                thresholds.max_rating_rmse_increase, higher_is_better=False)
+def _task_metrics(task: Task, thresholds: Evaluation) -> tfma.MetricsSpec:
+    if task.type == "binary":
+        return tfma.MetricsSpec(output_names=[task.name], metrics=[
+            tfma.MetricConfig(class_name="ExampleCount"),
+            _gated_metric("AUC", thresholds.min_auc, thresholds.max_auc_decrease, higher_is_better=True),
+            tfma.MetricConfig(class_name="Calibration"),
+            tfma.MetricConfig(class_name="MeanLabel"),
+            tfma.MetricConfig(class_name="MeanPrediction"),
+        ])
+    return tfma.MetricsSpec(output_names=[task.name], metrics=[
+        tfma.MetricConfig(class_name="ExampleCount"),
+        _gated_metric("RootMeanSquaredError", thresholds.max_rmse, thresholds.max_rmse_increase,
+                      higher_is_better=False),
+    ])
+
+
+def eval_config(thresholds: Evaluation, tasks: list[Task]) -> tfma.EvalConfig:
+    """Per ranking task: binary -> AUC (gated), calibration, mean label and prediction; regression -> RMSE
+    (gated); both -> example count. Retrieval is measured by the benchmarks, not by TFMA."""
+    ranking = [task for task in tasks if task.type != "retrieval"]
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name=features.SERVING_SIGNATURE, label_keys=dict(features.LABEL_KEYS))],
-        metrics_specs=[
-            tfma.MetricsSpec(output_names=[features.CLICK_PROBABILITY], metrics=[
-                tfma.MetricConfig(class_name="ExampleCount"),
-                click_auc,
-                tfma.MetricConfig(class_name="Calibration"),
-                tfma.MetricConfig(class_name="MeanLabel"),
-                tfma.MetricConfig(class_name="MeanPrediction"),
-            ]),
-            tfma.MetricsSpec(output_names=[features.RATING_PREDICTION], metrics=[
-                tfma.MetricConfig(class_name="ExampleCount"),
-                rating_rmse,
-            ]),
-        ],
+        model_specs=[tfma.ModelSpec(signature_name=features.SERVING_SIGNATURE,
+                                    label_keys={task.name: task.label for task in ranking})],
+        metrics_specs=[_task_metrics(task, thresholds) for task in ranking],
         # Overall, and per item popularity (cold items included) and user activity bucket.
         slicing_specs=[tfma.SlicingSpec(),
                        *(tfma.SlicingSpec(feature_keys=[name]) for name in features.SLICE_FEATURES)],

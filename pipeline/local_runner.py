@@ -181,21 +181,19 @@ def build_pipeline(config: config_lib.RunConfig, paths: RunPaths, data_root: str
     from pipeline.pipeline import create_pipeline
 
     text = config.text_encoder
+    tasks = [dataclasses.asdict(task) for task in config.model.tasks]
     transform_config = {
         "text_preset": text.preset,
         "text_max_length": text.max_length,
         "history_length": config.example_gen.history_length,
         "max_categories": config.model.max_categories,
+        "tasks": tasks,
     }
-    model = config.model
     trainer_config = {
+        "model": dataclasses.asdict(config.model),
         "text_encoder": dataclasses.asdict(text),
-        "embedding_dim": model.embedding_dim,
-        "hidden_dim": model.hidden_dim,
-        "temperature": model.temperature,
-        "task_weights": model.task_weights,
+        "training": dataclasses.asdict(config.training),
         "items_path": os.path.join(data_root, input_contract.ITEMS_FILE),
-        **dataclasses.asdict(config.training),
     }
     return create_pipeline(
         pipeline_name=config.pipeline_name,
@@ -206,7 +204,7 @@ def build_pipeline(config: config_lib.RunConfig, paths: RunPaths, data_root: str
         example_gen_args=dataclasses.asdict(config.example_gen),
         transform_config=transform_config,
         trainer_config=trainer_config,
-        eval_config=evaluation.eval_config(config.evaluation),
+        eval_config=evaluation.eval_config(config.evaluation, config.model.tasks),
         code_version=code_version(),
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata),
     )

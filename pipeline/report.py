@@ -168,8 +168,17 @@ def _training_section(store: Any, artifacts: dict[str, list[Any]]) -> str:
 
 # === Evaluation ===
 
-_SHOWN_METRICS = ((features.CLICK_PROBABILITY, "auc"), (features.CLICK_PROBABILITY, "calibration"),
-                  (features.RATING_PREDICTION, "root_mean_squared_error"))
+# Per task output, in this order where the Evaluator computed them; the first of each task's is plotted.
+_SHOWN_METRICS = ("auc", "calibration", "root_mean_squared_error")
+
+
+def _shown_metrics(by_slice: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+    """(output, metric) pairs to show: every task output's AUC and calibration, or RMSE."""
+    import tensorflow_model_analysis as tfma
+
+    overall = by_slice.get(run_summary.OVERALL, {}).get(tfma.CANDIDATE_KEY, {})
+    return [(output, metric) for output in sorted(overall) for metric in _SHOWN_METRICS
+            if metric in overall[output]]
 
 
 def _evaluation_section(artifacts: dict[str, list[Any]], summary: dict[str, Any]) -> str:
@@ -182,8 +191,9 @@ def _evaluation_section(artifacts: dict[str, list[Any]], summary: dict[str, Any]
         return "".join(parts)
     by_slice = run_summary.evaluation_metrics(evaluations[0].uri)
     has_baseline = any(tfma.BASELINE_KEY in models for models in by_slice.values())
+    shown = _shown_metrics(by_slice)
     header = ["slice", "examples"]
-    for output, metric in _SHOWN_METRICS:
+    for output, metric in shown:
         header.append(f"{output} {metric}")
         if has_baseline:
             header.append("baseline")
@@ -192,24 +202,27 @@ def _evaluation_section(artifacts: dict[str, list[Any]], summary: dict[str, Any]
     for name in ordered:
         candidate = by_slice[name].get(tfma.CANDIDATE_KEY, {})
         baseline = by_slice[name].get(tfma.BASELINE_KEY, {})
-        row: list[Any] = [name, int(candidate.get(features.CLICK_PROBABILITY, {}).get("example_count", 0))]
-        for output, metric in _SHOWN_METRICS:
+        counts = [metrics.get("example_count", 0) for metrics in candidate.values()]
+        row: list[Any] = [name, int(max(counts, default=0))]
+        for output, metric in shown:
             row.append(candidate.get(output, {}).get(metric, ""))
             if has_baseline:
                 row.append(baseline.get(output, {}).get(metric, ""))
         rows.append(row)
     parts.append(_table(header, rows))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
-    for axis, (output, metric) in zip(axes, (_SHOWN_METRICS[0], _SHOWN_METRICS[2]), strict=True):
-        values = [by_slice[n].get(tfma.CANDIDATE_KEY, {}).get(output, {}).get(metric, 0.0) for n in ordered]
-        axis.barh(ordered, values, color="#4c72b0", label="candidate")
-        if has_baseline:
-            base = [by_slice[n].get(tfma.BASELINE_KEY, {}).get(output, {}).get(metric, 0.0) for n in ordered]
-            axis.scatter(base, ordered, color="#c44e52", zorder=3, label="baseline")
-            axis.legend()
-        axis.set_title(f"{output} {metric} per slice")
-        axis.invert_yaxis()
-    parts.append(_figure(fig, "metrics per slice"))
+    plotted = [(output, metric) for output, metric in shown if metric != "calibration"]
+    if plotted:
+        fig, axes = plt.subplots(1, len(plotted), figsize=(5.5 * len(plotted), 3.2), squeeze=False)
+        for axis, (output, metric) in zip(axes[0], plotted, strict=True):
+            values = [by_slice[n].get(tfma.CANDIDATE_KEY, {}).get(output, {}).get(metric, 0.0) for n in ordered]
+            axis.barh(ordered, values, color="#4c72b0", label="candidate")
+            if has_baseline:
+                base = [by_slice[n].get(tfma.BASELINE_KEY, {}).get(output, {}).get(metric, 0.0) for n in ordered]
+                axis.scatter(base, ordered, color="#c44e52", zorder=3, label="baseline")
+                axis.legend()
+            axis.set_title(f"{output} {metric} per slice")
+            axis.invert_yaxis()
+        parts.append(_figure(fig, "metrics per slice"))
     thresholds = summary.get("thresholds")
     if thresholds:
         parts.append("<p>Thresholds (all on the overall slice): " + ", ".join(

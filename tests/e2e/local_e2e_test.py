@@ -123,7 +123,7 @@ def test_unblessed_model_is_not_pushed_and_the_summary_says_why(finished_run, tm
     versions_before = sorted(os.listdir(output_dir / "serving"))
     config = small_run_config(str(output_dir))
     config["training"]["epochs"] = 5  # the model of the previous test: Trainer's cached output is reused
-    config["evaluation"] = {"min_click_auc": 0.99}
+    config["evaluation"] = {"min_auc": 0.99}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     assert cli.main(["run", "--config", str(path)]) == 0
@@ -152,7 +152,7 @@ def test_report_has_every_section_and_its_plots(finished_run):
         assert f'<img alt="{plot}"' in page
     assert "<td>item_popularity=" in page and "<td>user_activity=" in page  # per-slice rows
     assert "retrieve" in page and "Serving check passed" in page
-    assert "Thresholds (all on the overall slice): min_click_auc 0.6" in page
+    assert "Thresholds (all on the overall slice): min_auc 0.6" in page
     assert "http://" not in page and "https://" not in page and "<script" not in page  # self-contained
 
 

@@ -1,4 +1,4 @@
-"""The multi-task model: output shapes, every task's loss decreases, a zero weight removes a task's gradient."""
+"""The multi-task model: shapes, every task learns, zero weights remove gradients, every expert and gate trains."""
 
 from __future__ import annotations
 
@@ -8,54 +8,81 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import features, tasks
+from models import features, loss_balancing, ranking, tasks
 from models.model import MultiTaskRecommender
-from models.text_encoder import TextEncoder
+from models.tasks import Task
+from models.text_encoder import CachedTextEncoder, TextEncoder
 from models.towers import ItemTower, UserTower
 
-BATCH, HISTORY, CATEGORIES, LENGTH, VOCABULARY = 16, 5, 2, 8, 50
+BATCH, HISTORY, CATEGORIES, LENGTH, VOCABULARY, DIM = 16, 5, 2, 8, 50, 8
+TASKS = [Task("retrieval", "retrieval", "clicked"), Task("click", "binary", "clicked"),
+         Task("rating", "regression", "rating")]
 
 
-def build(task_weights=None, dim=8):
+def build(task_list=TASKS, architecture="mmoe", balancing="fixed", text="finetune", log_frequency=None):
     keras.utils.set_random_seed(0)
-    backbone = keras_hub.models.BertBackbone(vocabulary_size=VOCABULARY, num_layers=1, num_heads=2, hidden_dim=8,
+    backbone = keras_hub.models.BertBackbone(vocabulary_size=VOCABULARY, num_layers=2, num_heads=2, hidden_dim=8,
                                              intermediate_dim=16, max_sequence_length=LENGTH)
-    item_embedding = keras.layers.Embedding(21, dim)
+    encoder = {"finetune": TextEncoder(backbone, trainable_layers=1), "frozen": CachedTextEncoder(TextEncoder(backbone)),
+               "off": None}[text]
+    item_embedding = keras.layers.Embedding(BATCH + 5, DIM)
+    num_ranking = len(tasks.ranking_tasks(task_list))
     return MultiTaskRecommender(
-        user_tower=UserTower(10, item_embedding, dim),
-        item_tower=ItemTower(item_embedding, 5, TextEncoder(backbone, trainable=True), dim),
-        task_weights=task_weights or {"retrieval": 1.0, "click": 1.0, "rating": 1.0},
+        user_tower=UserTower(10, item_embedding, DIM),
+        item_tower=ItemTower(item_embedding, 5, encoder, DIM),
+        tasks=task_list,
+        architecture=ranking.build_architecture(architecture, num_ranking, 3, 1, 2, [8]),
+        loss_balancing=loss_balancing.build_loss_balancing(balancing, task_list),
+        tower_units=[4],
+        feature_cross_layers=1,
+        item_log_frequency=log_frequency,
+        label_means={"rating": 3.0},
     )
 
 
 def batch():
     rng = np.random.default_rng(0)
     items = np.arange(1, BATCH + 1)
-    users = rng.integers(0, 10, BATCH)
     return {
-        features.USER_INDEX: users,
+        features.USER_INDEX: rng.integers(0, 10, BATCH),
         features.ITEM_INDEX: items,
-        features.HISTORY_INDICES: rng.integers(0, 21, (BATCH, HISTORY)),
+        features.HISTORY_INDICES: rng.integers(0, BATCH + 1, (BATCH, HISTORY)),
         features.CATEGORY_INDICES: rng.integers(0, 5, (BATCH, CATEGORIES)),
         features.TEXT_TOKEN_IDS: rng.integers(1, VOCABULARY, (BATCH, LENGTH)),
         features.TEXT_PADDING_MASK: np.ones((BATCH, LENGTH), "int64"),
+        features.transformed_label("retrieval"): (items % 2).astype("float32"),
         features.transformed_label("click"): (items % 2).astype("float32"),
         features.transformed_label("rating"): (1 + items % 5).astype("float32"),
     }
 
 
-def test_outputs_are_named_and_shaped():
-    outputs = build()(batch())
-    assert outputs[features.USER_EMBEDDING].shape == (BATCH, 8)
-    assert outputs[features.ITEM_EMBEDDING].shape == (BATCH, 8)
-    assert outputs[features.CLICK_PROBABILITY].shape == (BATCH,)
-    assert outputs[features.RATING_PREDICTION].shape == (BATCH,)
-    probabilities = np.asarray(outputs[features.CLICK_PROBABILITY])
+def gradients(model, variables):
+    data = batch()
+    with tf.GradientTape() as tape:
+        loss = model.compute_loss(x=data, y_pred=model(data, training=True))
+    return tape.gradient(loss, variables)
+
+
+def nonzero(gradient) -> bool:
+    return gradient is not None and float(tf.reduce_max(tf.abs(tf.convert_to_tensor(gradient)))) > 0.0
+
+
+@pytest.mark.parametrize("architecture", ranking.ARCHITECTURES)
+def test_outputs_are_named_and_shaped(architecture):
+    outputs = build(architecture=architecture)(batch())
+    assert outputs[features.USER_EMBEDDING].shape == (BATCH, DIM)
+    assert outputs[features.ITEM_EMBEDDING].shape == (BATCH, DIM)
+    assert outputs["click"].shape == outputs["rating"].shape == outputs["click_logit"].shape == (BATCH,)
+    probabilities = np.asarray(outputs["click"])
     assert ((probabilities > 0) & (probabilities < 1)).all()
+    # The rating head starts at the training mean, so early predictions are on the label's scale.
+    assert abs(float(np.mean(outputs["rating"])) - 3.0) < 1.0
 
 
-def test_every_task_loss_decreases():
-    model = build()
+@pytest.mark.parametrize(("architecture", "balancing"), [
+    ("shared_bottom", "fixed"), ("mmoe", "fixed"), ("ple", "fixed"), ("mmoe", "uncertainty")])
+def test_every_task_loss_decreases(architecture, balancing):
+    model = build(architecture=architecture, balancing=balancing)
     model.compile(optimizer=keras.optimizers.Adam(0.01))
     one_batch = tf.data.Dataset.from_tensors(batch())
     first = model.evaluate(one_batch, return_dict=True, verbose=0)
@@ -65,26 +92,74 @@ def test_every_task_loss_decreases():
         assert last[f"{task}_loss"] < first[f"{task}_loss"], task
 
 
-def test_zero_weight_removes_a_tasks_gradient():
-    model = build({"retrieval": 1.0, "click": 0.0, "rating": 1.0})
+@pytest.mark.parametrize("architecture", ranking.ARCHITECTURES)
+def test_gradients_reach_every_expert_gate_and_tower(architecture):
+    model = build(architecture=architecture)
+    model(batch())
+    variables = [v for v in model.architecture.trainable_variables if "kernel" in v.path]
+    assert variables
+    for variable, gradient in zip(variables, gradients(model, variables), strict=True):
+        assert nonzero(gradient), variable.path
+    if architecture == "ple":
+        paths = " ".join(v.path for v in variables)
+        assert "task_1_expert_0" in paths and "shared_gate" in paths and "task_0_gate" in paths
+
+
+@pytest.mark.parametrize("balancing", loss_balancing.LOSS_BALANCING)
+def test_zero_weight_removes_a_tasks_gradient(balancing):
+    task_list = [TASKS[0], Task("click", "binary", "clicked", weight=0.0), TASKS[2]]
+    model = build(task_list, architecture="ple", balancing=balancing)
+    model(batch())
+    click = model.task_towers["click"].trainable_variables + model.heads["click"].trainable_variables
+    assert not any(nonzero(g) for g in gradients(model, click))
+    rating = model.heads["rating"].trainable_variables
+    assert all(nonzero(g) for g in gradients(model, rating))
+
+
+def test_uncertainty_weighting_learns_one_log_variance_per_task():
+    model = build(balancing="uncertainty")
+    model(batch())
+    variables = list(model.loss_balancing.log_variances.values())
+    assert len(variables) == 3 and all(nonzero(g) for g in gradients(model, variables))
+
+
+def test_any_number_of_ranking_tasks_and_no_retrieval():
+    task_list = [Task("click", "binary", "clicked"), Task("liked", "binary", "clicked", weight=0.5),
+                 Task("rating", "regression", "rating")]
+    model = build(task_list, architecture="ple")
     data = batch()
-    with tf.GradientTape() as tape:
-        loss = model.compute_loss(x=data, y_pred=model(data, training=True))
-    gradients = tape.gradient(loss, model.click_head.trainable_variables)
-    assert all(g is None or float(tf.reduce_max(tf.abs(g))) == 0.0 for g in gradients)
+    data[features.transformed_label("liked")] = data[features.transformed_label("click")]
+    outputs = model(data)
+    assert {"click", "liked", "rating"} <= set(outputs)
+    assert float(model.compute_loss(x=data, y_pred=outputs)) > 0
 
 
-def test_unknown_task_weight_is_rejected():
-    with pytest.raises(ValueError, match=r"unknown tasks \['ctr'\]"):
-        build({"ctr": 1.0})
+def test_text_off_builds_an_id_and_category_item_tower():
+    outputs = build(text="off")(batch())
+    assert outputs[features.ITEM_EMBEDDING].shape == (BATCH, DIM)
+
+
+def test_logq_correction_changes_the_retrieval_loss():
+    plain, corrected = build(), build(log_frequency=np.log(np.linspace(0.01, 0.5, BATCH + 5)).astype("float32"))
+    data = batch()
+    first = plain.compute_loss(x=data, y_pred=plain(data))
+    second = corrected.compute_loss(x=data, y_pred=corrected(data))
+    assert float(first) != pytest.approx(float(second))
+    assert float(plain.loss_trackers["retrieval"].result()) != pytest.approx(
+        float(corrected.loss_trackers["retrieval"].result()))
 
 
 def test_retrieval_loss_matches_hand_computation():
     users = np.array([[1.0, 0.0], [0.0, 1.0]])
     items = np.array([[1.0, 0.0], [1.0, 0.0]])
-    # Both rows hold item 7: the off-diagonal hit is masked, so each row's softmax sees only its own item.
+    # Both rows hold item 7: the off-diagonal hit is removed, so each row's softmax sees only its own item.
     same = tasks.retrieval_loss(users, items, np.array([7, 7]), np.array([1.0, 1.0]), temperature=1.0)
-    assert float(same) == pytest.approx(0.0, abs=1e-6)
+    assert float(same) == pytest.approx(0.0, abs=1e-5)
     # Distinct items: row 0 logits [1, 1] -> log 2; row 1 logits [0, 0] -> log 2. Row 1 has weight 0.
     distinct = tasks.retrieval_loss(users, items, np.array([7, 8]), np.array([1.0, 0.0]), temperature=1.0)
     assert float(distinct) == pytest.approx(np.log(2.0), rel=1e-5)
+    # logQ: subtracting log q from every column: row 0 logits [1 - log .5, 1 - log .25] -> softmax.
+    log_q = np.log(np.array([0.5, 0.25]))
+    corrected = tasks.retrieval_loss(users, items, np.array([7, 8]), np.array([1.0, 0.0]), 1.0, log_q)
+    logits = np.array([1.0, 1.0]) - log_q
+    assert float(corrected) == pytest.approx(-(logits[0] - np.log(np.exp(logits).sum())), rel=1e-5)

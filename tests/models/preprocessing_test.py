@@ -13,7 +13,9 @@ from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from models import features, preprocessing, text_encoder
 
-CONFIG = {"text_preset": "minilm", "text_max_length": 12, "history_length": 3, "max_categories": 2}
+CONFIG = {"text_preset": "minilm", "text_max_length": 12, "history_length": 3, "max_categories": 2,
+          "tasks": [{"name": "retrieval", "label": None}, {"name": "click", "label": "clicked"},
+                    {"name": "rating", "label": "rating"}]}
 
 
 @pytest.fixture(scope="module")

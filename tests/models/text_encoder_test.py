@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import keras_hub
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from models import features, preprocessing, text_encoder
@@ -52,3 +53,58 @@ def test_config_round_trips():
     assert isinstance(restored, text_encoder.TextEncoder)
     assert restored.get_config() == encoder.get_config()
     assert restored.trainable is False
+
+
+class _CountingEncoder(text_encoder.TextEncoder):
+    """Counts the rows it encodes, in the graph, so calls inside `fit` count too."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rows = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    def call(self, inputs):
+        self.rows.assign_add(tf.shape(inputs[features.TEXT_TOKEN_IDS], out_type=tf.int64)[0])
+        return super().call(inputs)
+
+
+def _small_backbone():
+    return keras_hub.models.BertBackbone(vocabulary_size=30, num_layers=1, num_heads=2, hidden_dim=8,
+                                         intermediate_dim=16, max_sequence_length=6)
+
+
+def test_frozen_encoder_runs_once_per_distinct_item_text():
+    encoder = _CountingEncoder(_small_backbone())
+    cached = text_encoder.CachedTextEncoder(encoder)
+    rng = np.random.default_rng(0)
+    distinct = rng.integers(1, 30, (12, 6))
+    catalogue = np.concatenate([distinct, distinct[:4]])  # two items share a text: encoded once
+    assert cached.build_cache(catalogue, np.ones_like(catalogue)) == 12
+    assert int(encoder.rows.numpy()) == 12
+    # Many epochs of events over catalogue items never run the encoder again, eager or in a tf.function.
+    events = {features.TEXT_TOKEN_IDS: distinct[rng.integers(0, 12, 64)], features.TEXT_PADDING_MASK:
+              np.ones((64, 6), "int64")}
+    eager = cached(events)
+    graph = tf.function(cached)(events)
+    assert int(encoder.rows.numpy()) == 12
+    np.testing.assert_allclose(eager, encoder(events), atol=1e-5)
+    np.testing.assert_allclose(graph, eager, atol=1e-6)
+    # A text outside the cache (an item unknown at training time) is encoded on the fly, not dropped.
+    unknown = {features.TEXT_TOKEN_IDS: np.full((2, 6), 29), features.TEXT_PADDING_MASK: np.ones((2, 6), "int64")}
+    before = int(encoder.rows.numpy())
+    np.testing.assert_allclose(cached(unknown), encoder(unknown), atol=1e-5)
+    assert int(encoder.rows.numpy()) == before + 4  # the fallback, plus the reference call
+
+
+def test_cls_pooling_takes_the_first_token_and_finetuning_trains_only_the_top_layers():
+    backbone = keras_hub.models.BertBackbone(vocabulary_size=30, num_layers=2, num_heads=2, hidden_dim=8,
+                                             intermediate_dim=16, max_sequence_length=6)
+    encoder = text_encoder.TextEncoder(backbone, pooling="cls", trainable_layers=1)
+    inputs = {features.TEXT_TOKEN_IDS: np.array([[2, 5, 7, 3, 0, 0]]),
+              features.TEXT_PADDING_MASK: np.array([[1, 1, 1, 1, 0, 0]])}
+    sequence = backbone({"token_ids": inputs[features.TEXT_TOKEN_IDS], "segment_ids": np.zeros((1, 6), "int64"),
+                         "padding_mask": inputs[features.TEXT_PADDING_MASK]})["sequence_output"]
+    np.testing.assert_allclose(encoder(inputs), sequence[:, 0], atol=1e-6)
+    trainable = [v.path for v in encoder.trainable_variables]
+    assert trainable and all("transformer_layer_1/" in path for path in trainable), trainable
+    with pytest.raises(ValueError, match="pooling"):
+        text_encoder.TextEncoder(backbone, pooling="max")

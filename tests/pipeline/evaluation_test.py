@@ -6,7 +6,7 @@ from tensorflow_model_analysis.proto import config_pb2 as tfma
 
 from models import features
 from pipeline import evaluation
-from pipeline.config import Evaluation
+from pipeline.config import Evaluation, default_tasks
 
 
 def _metric(config: tfma.EvalConfig, output: str, class_name: str) -> tfma.MetricConfig:
@@ -16,8 +16,8 @@ def _metric(config: tfma.EvalConfig, output: str, class_name: str) -> tfma.Metri
 
 
 def test_thresholds_follow_the_configuration():
-    config = evaluation.eval_config(Evaluation(min_click_auc=0.7, max_rating_rmse=1.2,
-                                               max_click_auc_decrease=0.03, max_rating_rmse_increase=0.05))
+    config = evaluation.eval_config(Evaluation(min_auc=0.7, max_rmse=1.2, max_auc_decrease=0.03,
+                                               max_rmse_increase=0.05), default_tasks())
     auc = _metric(config, features.CLICK_PROBABILITY, "AUC").threshold
     assert auc.value_threshold.lower_bound.value == 0.7 and not auc.value_threshold.HasField("upper_bound")
     assert auc.change_threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER
