@@ -100,26 +100,30 @@ def make_handler(repository: ModelRepository, model_name: str, max_batch_size: i
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
             log.debug(format, *args)
 
-        def _reply(self, status: int, body: dict[str, Any]) -> None:
+        def _reply(self, status: int, body: dict[str, Any], close: bool = False) -> None:
+            """`close`: end the connection after the reply (sets close_connection), e.g. when a body went unread."""
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            if close:
+                self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(data)
 
-        def _resolve(self) -> tuple[LoadedModel | None, str | None]:
+        def _resolve(self, close: bool = False) -> tuple[LoadedModel | None, str | None]:
+            """The served model and the rest of the path, or (None, None) once an error is answered."""
             match = _PATH.match(self.path)
             if not match or match["name"] != model_name:
-                self._reply(404, {"error": f"Servable not found for request: {self.path}"})
+                self._reply(404, {"error": f"Servable not found for request: {self.path}"}, close)
                 return None, None
             loaded = repository.current
             if loaded is None:
-                self._reply(503, {"error": f"no loadable version of '{model_name}' yet"})
+                self._reply(503, {"error": f"no loadable version of '{model_name}' yet"}, close)
                 return None, None
             if match["version"] and int(match["version"]) != loaded.version:
                 self._reply(404, {"error": f"Servable not found for request: Specific({model_name}, "
-                                           f"{match['version']}); serving version {loaded.version}"})
+                                           f"{match['version']}); serving version {loaded.version}"}, close)
                 return None, None
             return loaded, match["rest"]
 
@@ -139,19 +143,24 @@ def make_handler(repository: ModelRepository, model_name: str, max_batch_size: i
                 self._reply(405, {"error": "use POST for :predict"})
 
         def do_POST(self) -> None:
-            loaded, rest_of_path = self._resolve()
+            # An answer before the body is read closes the connection: the body must not be taken for the next
+            # request on it.
+            loaded, rest_of_path = self._resolve(close=True)
             if loaded is None:
                 return
             if rest_of_path != ":predict":
-                self._reply(405, {"error": "only :predict accepts POST"})
+                self._reply(405, {"error": "only :predict accepts POST"}, close=True)
                 return
             try:
                 length = int(self.headers.get("Content-Length") or 0)
             except ValueError:
-                self._reply(400, {"error": "Content-Length is not a number"})
+                length = -1
+            if length < 0:  # a negative length would read until the client closes the connection
+                self._reply(400, {"error": f"Content-Length {self.headers.get('Content-Length')!r} is not a "
+                                           f"non-negative integer"}, close=True)
                 return
             if length > max_body_bytes:
-                self._reply(413, {"error": f"request body of {length} bytes exceeds {max_body_bytes}"})
+                self._reply(413, {"error": f"request body of {length} bytes exceeds {max_body_bytes}"}, close=True)
                 return
             body = self.rfile.read(length)
             try:
