@@ -8,21 +8,13 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
-import pathlib
-import tempfile
 
 import keras
-import numpy as np
 import tensorflow as tf
-import tensorflow_transform as tft
-import tensorflow_transform.beam as tft_beam
-from google.protobuf import text_format
-from tensorflow_metadata.proto.v0 import schema_pb2
-from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
 
-import schema
+from benchmarks import in_process
 from components.example_gen import executor, input_contract
-from models import export, features, preprocessing, trainer
+from models import export, features, trainer
 from pipeline import config
 from pipeline.data import synthetic
 
@@ -44,30 +36,16 @@ def _raw_rows(data_dir: str) -> list[dict]:
     train = [example.features.feature for split, example in pairs if split == executor.TRAIN]
     item_counts = collections.Counter(f[features.ITEM_ID].bytes_list.value[0].decode() for f in train)
     user_counts = collections.Counter(f[features.USER_ID].bytes_list.value[0].decode() for f in train)
-    rows = []
-    for pair in pairs:
-        _, example = executor.add_slices(pair, item_counts, user_counts)
-        rows.append({name: list(getattr(feature, feature.WhichOneof("kind")).value)
-                     for name, feature in example.features.feature.items()})
-    return rows
+    return [in_process.example_row(executor.add_slices(pair, item_counts, user_counts)[1]) for pair in pairs]
 
 
 def build(root: str, data: synthetic.SyntheticConfig = DATA) -> tuple[str, str]:
     """Writes data to `root`/data and a SavedModel to `root`/model; returns both paths."""
     data_dir = os.path.join(root, "data")
     synthetic.generate(data_dir, data)
-    raw_schema = text_format.Parse(pathlib.Path(schema.SCHEMA_FILE).read_text(), schema_pb2.Schema())
-    metadata = dataset_metadata.DatasetMetadata(raw_schema)
-    transform_dir = os.path.join(root, "transform")
-    with tft_beam.Context(temp_dir=tempfile.mkdtemp(dir=root)):
-        (transformed, transformed_metadata), transform_fn = (_raw_rows(data_dir), metadata) | (
-            tft_beam.AnalyzeAndTransformDataset(
-                lambda inputs: preprocessing.preprocessing_fn(inputs, TRANSFORM_CONFIG)))
-        _ = transform_fn | tft_beam.WriteTransformFn(transform_dir)
-    metadata_io.write_metadata(metadata, os.path.join(transform_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
-    tft_output = tft.TFTransformOutput(transform_dir)
-    columns = {name: np.stack([row[name] for row in transformed]) for name in transformed[0]}
-    dataset = tf.data.Dataset.from_tensor_slices(columns).batch(64)
+    tft_output, columns = in_process.analyze_and_transform(
+        _raw_rows(data_dir), {}, TRANSFORM_CONFIG, os.path.join(root, "transform"))
+    dataset = tf.data.Dataset.from_tensor_slices(columns["train"]).batch(64)
     keras.utils.set_random_seed(0)
     catalogue = list(input_contract.read_items(os.path.join(data_dir, input_contract.ITEMS_FILE)).values())
     model = trainer.build_model(tft_output, TRAINER_CONFIG, catalogue=catalogue)

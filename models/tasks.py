@@ -53,8 +53,8 @@ def retrieval_loss(user_embeddings: Any, item_embeddings: Any, item_ids: Any, we
 
     Rows are weighted by `weights` (e.g. the click label). Other rows holding the same item are masked out, so
     an item is never its own negative. (KerasRS 0.4's RemoveAccidentalHits adds a denormal ~1e-40 to those
-    logits, which changes nothing: keras-team/keras-rs#206; our test of this loss catches it.) With `log_sampling_probability`
-    (each batch item's log frequency), the logits get the logQ correction (KerasRS
+    logits, which changes nothing: keras-team/keras-rs#206; our test of this loss catches it.) With
+    `log_sampling_probability` (each batch item's log frequency), the logits get the logQ correction (KerasRS
     SamplingProbabilityCorrection): in-batch negatives are drawn by popularity, and without the correction the
     model learns to push popular items down. Embeddings are L2-normalised; `temperature` sets the sharpness.
     """

@@ -51,7 +51,7 @@ class ItemTower(keras.layers.Layer):
 
     Args:
         item_embedding: keras.layers.Embedding. The item id table (index 0 is padding).
-        num_categories: int. Size of the category index space (padding, vocabulary, OOV).
+        num_categories: int. Size of the category index space (padding, vocabulary, OOV); 0 leaves categories out.
         text_encoder: keras.layers.Layer or None. Maps tokenized text to a vector (models.text_encoder); None
             builds an id-and-categories tower without text.
         output_dim: int. Size of the item embedding.
@@ -62,7 +62,8 @@ class ItemTower(keras.layers.Layer):
         super().__init__(**kwargs)
         # === Layers ===
         self.item_embedding = item_embedding
-        self.category_embedding = keras.layers.Embedding(num_categories, output_dim, name="category_embedding")
+        self.category_embedding = (keras.layers.Embedding(num_categories, output_dim, name="category_embedding")
+                                   if num_categories else None)
         self.text_encoder = text_encoder
         self.text_projection = (keras.layers.Dense(output_dim, activation="relu", name="text_projection")
                                 if text_encoder is not None else None)
@@ -73,8 +74,9 @@ class ItemTower(keras.layers.Layer):
 
     def call(self, inputs: dict[str, Any]) -> Any:
         categories = inputs[features.CATEGORY_INDICES]
-        parts = [self.item_embedding(inputs[features.ITEM_INDEX]),
-                 _masked_mean(self.category_embedding(categories), categories)]
+        parts = [self.item_embedding(inputs[features.ITEM_INDEX])]
+        if self.category_embedding is not None:
+            parts.append(_masked_mean(self.category_embedding(categories), categories))
         if self.text_encoder is not None:
             text = self.text_encoder({key: inputs[key] for key in (features.TEXT_TOKEN_IDS,
                                                                    features.TEXT_PADDING_MASK)})

@@ -131,7 +131,8 @@ def build_model(tft_output: tft.TFTransformOutput, config: dict[str, Any],
     use_logq = model_config["logq_correction"] and statistics is not None
     return MultiTaskRecommender(
         user_tower=UserTower(num_users, item_embedding, dim, name="user_tower"),
-        item_tower=ItemTower(item_embedding, num_categories, build_text_encoder(config, tft_output, catalogue), dim,
+        item_tower=ItemTower(item_embedding, num_categories if model_config["use_categories"] else 0,
+                             build_text_encoder(config, tft_output, catalogue), dim,
                              name="item_tower"),
         tasks=task_list,
         architecture=architecture,

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+from components.example_gen import input_contract
 from components.example_gen.input_contract import InputError
 from pipeline import config as config_lib
 from serving import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MODEL_NAME
@@ -119,6 +120,19 @@ def _benchmark(args: argparse.Namespace) -> int:
         report = serving.run(args.output, requests=args.requests)
         print(json.dumps(report["targets_met"]))
         print(f"mtrec: wrote {os.path.join(args.output, 'serving.json')} and serving.md")
+    elif args.name == "movielens":
+        import tempfile
+
+        from benchmarks import movielens
+
+        if not args.data:
+            raise InputError("benchmark movielens: --data DIR (the GroupLens ML-100K files) is required")
+        with tempfile.TemporaryDirectory(prefix="mtrec-movielens-") as work_dir:
+            events, items = movielens.load_movielens(args.data, work_dir)
+            report = movielens.run(events, items, os.path.join(work_dir, "csv", input_contract.ITEMS_FILE), work_dir,
+                                   log=lambda line: print(f"mtrec: {line}", flush=True))
+        print(json.dumps(report["targets"], indent=2))
+        print("mtrec: wrote " + ", ".join(movielens.write(report, args.output)))
     return 0
 
 
@@ -162,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     recommend.add_argument("--model-name", default=DEFAULT_MODEL_NAME)
     recommend.set_defaults(handler=_recommend)
     benchmark = commands.add_parser("benchmark", help="run a benchmark; results go to JSON and markdown")
-    benchmark.add_argument("name", choices=["serving"])
+    benchmark.add_argument("name", choices=["serving", "movielens"])
+    benchmark.add_argument("--data", help="movielens: directory of the GroupLens ML-100K files")
     benchmark.add_argument("--output", default="benchmarks/results")
     benchmark.add_argument("--requests", type=int, default=200, help="timed requests per measurement")
     benchmark.set_defaults(handler=_benchmark)

@@ -74,7 +74,9 @@ def default_tasks() -> list[Task]:
 class Model:
     """`type`: "mtrec" or "tfrs" (the TensorFlow Recommenders multitask tutorial model, as a baseline).
     `architecture` of the ranking heads: "shared_bottom", "mmoe" or "ple"; `num_experts` are MMoE's experts or
-    PLE's shared experts per level. `loss_balancing`: "fixed" (task weights) or "uncertainty" (learned)."""
+    PLE's shared experts per level. `loss_balancing`: "fixed" (task weights) or "uncertainty" (learned).
+    `use_categories`: whether the item tower reads the item's categories (text mode "off" plus no categories
+    is an ids-only model)."""
 
     type: str = "mtrec"
     embedding_dim: int = 32
@@ -88,6 +90,7 @@ class Model:
     temperature: float = 0.1
     logq_correction: bool = True
     loss_balancing: str = "fixed"
+    use_categories: bool = True
     max_categories: int = 4
     tasks: list[Task] = dataclasses.field(default_factory=default_tasks)
 

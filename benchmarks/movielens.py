@@ -1,0 +1,541 @@
+"""`mtrec benchmark movielens`: mtrec against the TFRS multitask tutorial on MovieLens 100K, on its protocol.
+
+Protocol (../shared/anchors.md): all ratings, `shuffle(100_000, seed=42, reshuffle_each_iteration=False)`
+after `tf.random.set_seed(42)`, first 80% train, last 20% test; top-100 accuracy = share of test pairs whose
+item is among the user's 100 best-scored items of the whole catalogue; RMSE of the rating head.
+
+In one run it trains, each in its own process (so peak memory is the model's own):
+- the TFRS tutorial model in its three loss weightings (rating-only, retrieval-only, joint);
+- mtrec with ids only and mtrec with the frozen text tower, each with the architecture (shared-bottom, MMoE,
+  PLE) and epoch count chosen on a validation split carved out of the training split (never the test split),
+  then retrained on the whole training split;
+- a cold-start split: 10% of the items lose all their training events; ids-only and text models are compared
+  on those items' Recall@100.
+A popularity / global-mean row is the trivial baseline. Features come from the pipeline's own ExampleGen
+functions and Transform; history holds only training events (strictly earlier), so no test pair leaks in.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import dataclasses
+import json
+import multiprocessing
+import os
+import resource
+import time
+from typing import Any
+
+import numpy as np
+
+from components.example_gen import executor, input_contract
+from models import features
+
+TOP_K = 100
+CUTOFF_K = 10
+PROTOCOL_SEED = 42
+TRAIN_FRACTION = 0.8
+VALIDATION_FRACTION = 0.1
+COLD_ITEM_FRACTION = 0.1
+HISTORY_LENGTH = 20
+EVAL_BATCH = 2048
+ARCHITECTURES = ("shared_bottom", "mmoe", "ple")
+# The tutorial's three loss weightings: (name, rating weight, retrieval weight).
+TFRS_WEIGHTINGS = (("tfrs rating-only", 1.0, 0.0), ("tfrs retrieval-only", 0.0, 1.0), ("tfrs joint", 1.0, 1.0))
+TFRS_TRAINING = {"batch_size": 8192, "epochs": 3, "learning_rate": 0.1}
+# The benchmark's tasks: every rating is a retrieval positive (as in the protocol), click = rating >= 4.
+TASKS = [{"name": "retrieval", "type": "retrieval", "label": None, "weight": 1.0},
+         {"name": "click", "type": "binary", "label": "clicked", "weight": 1.0},
+         {"name": "rating", "type": "regression", "label": "rating", "weight": 1.0}]
+
+
+@dataclasses.dataclass
+class Settings:
+    """What a run trains. The defaults are the committed benchmark; tests shrink them."""
+
+    max_epochs: int = 12
+    batch_size: int = 1024
+    learning_rate: float = 0.003
+    architectures: tuple[str, ...] = ARCHITECTURES
+    text_preset: str = "minilm"
+    text_backbone: dict[str, int] | None = None  # a random small BERT instead of the preset's weights (tests)
+    text_max_length: int = 32
+    tfrs_weightings: tuple[tuple[str, float, float], ...] = TFRS_WEIGHTINGS
+    seed: int = PROTOCOL_SEED
+
+
+# === Data and splits ===
+
+def protocol_split(num_events: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) row indices exactly as the tutorial's shuffle and take/skip produce them."""
+    import tensorflow as tf
+
+    tf.random.set_seed(PROTOCOL_SEED)
+    order = np.fromiter(tf.data.Dataset.range(num_events).shuffle(
+        num_events, seed=PROTOCOL_SEED, reshuffle_each_iteration=False).as_numpy_iterator(), np.int64)
+    cut = int(num_events * TRAIN_FRACTION)
+    return order[:cut], order[cut:]
+
+
+def holdout(indices: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded random (rest, held-out) partition of `indices`."""
+    chosen = np.random.default_rng(seed).random(len(indices)) < fraction
+    return indices[~chosen], indices[chosen]
+
+
+def cold_split(events: list[input_contract.Event], train: np.ndarray, test: np.ndarray, seed: int
+               ) -> tuple[np.ndarray, np.ndarray, set[str]]:
+    """Removes every training event of a random 10% of the items; returns (train, cold test pairs, cold items)."""
+    item_ids = sorted({event.item_id for event in events})
+    rng = np.random.default_rng(seed)
+    cold = set(rng.choice(item_ids, size=max(1, round(len(item_ids) * COLD_ITEM_FRACTION)), replace=False))
+    keep = np.array([events[i].item_id not in cold for i in train])
+    cold_test = np.array([i for i in test if events[i].item_id in cold], np.int64)
+    return train[keep], cold_test, cold
+
+
+def raw_rows(events: list[input_contract.Event], items: dict[str, input_contract.Item], rows: np.ndarray,
+             train: np.ndarray) -> list[dict[str, list[Any]]]:
+    """Raw feature rows for `rows`: history from the user's *training* events strictly before each event, and
+    the evaluation slices from training counts, built with ExampleGen's own functions."""
+    by_user: dict[str, list[tuple[int, str]]] = collections.defaultdict(list)
+    for i in train:
+        by_user[events[i].user_id].append((events[i].timestamp, events[i].item_id))
+    for history in by_user.values():
+        history.sort()
+    item_counts = collections.Counter(events[i].item_id for i in train)
+    user_counts = collections.Counter(events[i].user_id for i in train)
+    from benchmarks import in_process
+
+    result = []
+    for i in rows:
+        event = events[i]
+        earlier = by_user.get(event.user_id, [])
+        end = bisect.bisect_left(earlier, (event.timestamp, ""))
+        history = [item for _, item in earlier[max(0, end - HISTORY_LENGTH):end]][::-1]
+        example = executor.to_example(event, items[event.item_id], history)
+        _, example = executor.add_slices(("", example), item_counts, user_counts)
+        result.append(in_process.example_row(example))
+    return result
+
+
+def transform_config(settings: Settings) -> dict[str, Any]:
+    return {"text_preset": settings.text_preset, "text_max_length": settings.text_max_length,
+            "history_length": HISTORY_LENGTH, "max_categories": 4, "tasks": TASKS}
+
+
+def prepare(events: list[input_contract.Event], items: dict[str, input_contract.Item], train: np.ndarray,
+            others: dict[str, np.ndarray], settings: Settings, directory: str) -> str:
+    """Transforms the splits (analyzing only `train`) and saves their columns and the catalogue's as .npz."""
+    from benchmarks import in_process
+
+    other_rows = {name: raw_rows(events, items, rows, train) for name, rows in others.items()}
+    _, columns = in_process.analyze_and_transform(
+        raw_rows(events, items, train, train), other_rows, transform_config(settings),
+        os.path.join(directory, "transform"))
+    for name, split in columns.items():
+        item_ids = [events[i].item_id for i in (train if name == "train" else others[name])]
+        np.savez(os.path.join(directory, f"{name}.npz"), item_id=np.array(item_ids), **split)
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    from models import export
+
+    catalogue = list(items.values())
+    transformed = tft.TFTransformOutput(os.path.join(directory, "transform")).transform_features_layer()(
+        export.raw_item_features(*(tf.constant(column) for column in (
+            [item.item_id for item in catalogue], [item.title for item in catalogue],
+            [item.description for item in catalogue],
+            [features.CATEGORY_SEPARATOR.join(item.categories) for item in catalogue]))))
+    np.savez(os.path.join(directory, "catalogue.npz"), item_id=np.array([item.item_id for item in catalogue]),
+             **{key: np.asarray(value) for key, value in transformed.items()})
+    return directory
+
+
+# === Metrics ===
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Exact ROC AUC (Mann-Whitney, ties counted half)."""
+    from scipy.stats import rankdata
+
+    labels = labels.astype(bool)
+    positives, negatives = labels.sum(), (~labels).sum()
+    if not positives or not negatives:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def ranking_metrics(users: np.ndarray, catalogue: np.ndarray, true_rows: np.ndarray) -> dict[str, float]:
+    """Top-100 accuracy (the protocol's, over the whole catalogue), Recall@10 and NDCG@10 (KerasRS metrics)."""
+    import keras_rs
+
+    recall, ndcg = keras_rs.metrics.RecallAtK(k=CUTOFF_K), keras_rs.metrics.NDCG(k=CUTOFF_K)
+    hits = 0
+    for start in range(0, len(users), EVAL_BATCH):
+        scores = users[start:start + EVAL_BATCH] @ catalogue.T
+        rows = true_rows[start:start + EVAL_BATCH]
+        true_scores = scores[np.arange(len(rows)), rows]
+        hits += int(((scores > true_scores[:, None]).sum(axis=1) < TOP_K).sum())
+        relevant = np.zeros_like(scores)
+        relevant[np.arange(len(rows)), rows] = 1.0
+        recall.update_state(relevant, scores)
+        ndcg.update_state(relevant, scores)
+    return {"top_100_accuracy": hits / len(users), "recall_at_10": float(recall.result()),
+            "ndcg_at_10": float(ndcg.result())}
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
+
+
+def evaluate(model: Any, split: dict[str, np.ndarray], catalogue: dict[str, np.ndarray], catalogue_rows: dict[str, int],
+             cosine: bool) -> dict[str, float]:
+    """Every metric of `model` on a transformed split; `cosine` scores retrieval on normalised embeddings."""
+    keys = [key for key in split if key != "item_id"]
+    users, ratings, clicks = [], [], []
+    for start in range(0, len(split["item_id"]), EVAL_BATCH):
+        batch = {key: split[key][start:start + EVAL_BATCH] for key in keys}
+        outputs = model(batch, training=False)
+        users.append(np.asarray(outputs[features.USER_EMBEDDING]))
+        ratings.append(np.asarray(outputs[features.RATING_PREDICTION]))
+        clicks.append(np.asarray(outputs[features.CLICK_PROBABILITY]))
+    items = np.concatenate([np.asarray(model.item_tower(
+        {key: value[start:start + EVAL_BATCH] for key, value in catalogue.items() if key != "item_id"}))
+        for start in range(0, len(catalogue["item_id"]), EVAL_BATCH)])
+    users = np.concatenate(users)
+    if cosine:
+        users, items = _normalise(users), _normalise(items)
+    true_rows = np.array([catalogue_rows[item] for item in split["item_id"].astype(str)])
+    labels = split[features.transformed_label(features.RATING_TASK)]
+    metrics = ranking_metrics(users, items, true_rows)
+    metrics["rmse"] = float(np.sqrt(np.mean((np.concatenate(ratings) - labels) ** 2)))
+    metrics["click_auc"] = auc(labels >= 4.0, np.concatenate(clicks))
+    return metrics
+
+
+def popularity_baseline(events: list[input_contract.Event], train: np.ndarray, test: np.ndarray,
+                        catalogue_ids: list[str]) -> dict[str, float]:
+    """The trivial baseline: everyone gets the most popular training items; every rating the training mean."""
+    counts = collections.Counter(events[i].item_id for i in train)
+    scores = np.array([counts.get(item, 0) - 1e-6 * row for row, item in enumerate(catalogue_ids)])  # no ties
+    rows = {item: row for row, item in enumerate(catalogue_ids)}
+    true_rows = np.array([rows[events[i].item_id] for i in test])
+    metrics = ranking_metrics(np.ones((len(test), 1)), scores.reshape(-1, 1), true_rows)
+    mean = float(np.mean([events[i].rating for i in train]))
+    metrics["rmse"] = float(np.sqrt(np.mean([(events[i].rating - mean) ** 2 for i in test])))
+    metrics["click_auc"] = 0.5
+    return metrics
+
+
+# === Training, one process per model ===
+
+@dataclasses.dataclass
+class Job:
+    """One model to train on `train` (an .npz of `directory`) and measure on each of `evaluate_on`.
+
+    `per_epoch`: measure after every epoch (model selection) instead of once at the end."""
+
+    name: str
+    kind: str  # "tfrs" or "mtrec"
+    directory: str
+    train: str
+    evaluate_on: tuple[str, ...]
+    epochs: int
+    items_path: str = ""
+    architecture: str = "mmoe"
+    text_mode: str = "off"
+    rating_weight: float = 1.0
+    retrieval_weight: float = 1.0
+    per_epoch: bool = False
+
+
+def _load(directory: str, name: str) -> dict[str, np.ndarray]:
+    with np.load(os.path.join(directory, f"{name}.npz")) as data:
+        return {key: data[key] for key in data.files}
+
+
+def mtrec_config(job: Job, settings: Settings) -> dict[str, Any]:
+    """The Trainer custom_config of an mtrec job: defaults of pipeline.config, the benchmark's tasks."""
+    from pipeline import config
+
+    ids_only = job.text_mode == "off"
+    model = dataclasses.replace(config.Model(), architecture=job.architecture, use_categories=not ids_only)
+    text = config.TextEncoder(preset=settings.text_preset, mode=job.text_mode, max_length=settings.text_max_length,
+                              backbone=settings.text_backbone)
+    return {"model": {**dataclasses.asdict(model), "tasks": TASKS}, "text_encoder": dataclasses.asdict(text),
+            "training": {"seed": settings.seed}}
+
+
+def _fit_dataset(columns: dict[str, np.ndarray], batch_size: int, seed: int, reshuffle: bool) -> Any:
+    import tensorflow as tf
+
+    inputs = {key: value for key, value in columns.items() if key != "item_id"}
+    return tf.data.Dataset.from_tensor_slices(inputs).shuffle(
+        len(columns["item_id"]), seed=seed, reshuffle_each_iteration=reshuffle).batch(batch_size)
+
+
+def _build(job: Job, settings: Settings, train: dict[str, np.ndarray], catalogue: dict[str, np.ndarray]
+           ) -> tuple[Any, Any, int]:
+    """(model, training dataset, batch size) of `job`, compiled."""
+    import tensorflow_transform as tft
+
+    from models import trainer
+
+    tft_output = tft.TFTransformOutput(os.path.join(job.directory, "transform"))
+    if job.kind == "tfrs":
+        import tf_keras
+
+        from models.tfrs_baseline import TFRSMultitaskModel
+
+        num_users, num_items, _ = trainer.index_sizes(tft_output)
+        model = TFRSMultitaskModel(num_users, num_items, sorted(set(catalogue[features.ITEM_INDEX].tolist())),
+                                   rating_weight=job.rating_weight, retrieval_weight=job.retrieval_weight)
+        model.compile(optimizer=tf_keras.optimizers.Adagrad(TFRS_TRAINING["learning_rate"]))
+        columns = {key: train[key] for key in (features.USER_INDEX, features.ITEM_INDEX, "item_id",
+                                               features.transformed_label(features.RATING_TASK))}
+        # The tutorial shuffles once and caches: every epoch sees the same batches.
+        dataset = _fit_dataset(columns, TFRS_TRAINING["batch_size"], settings.seed, reshuffle=False).cache()
+        return model, dataset, TFRS_TRAINING["batch_size"]
+    import keras
+
+    from models import tasks
+
+    config = mtrec_config(job, settings)
+    keras.utils.set_random_seed(settings.seed)
+    dataset = _fit_dataset(train, settings.batch_size, settings.seed, reshuffle=True)
+    task_list = [tasks.Task.from_config(task) for task in config["model"]["tasks"]]
+    statistics = trainer.train_statistics(dataset, trainer.index_sizes(tft_output)[1], task_list)
+    catalogue_items = list(input_contract.read_items(job.items_path).values())
+    model = trainer.build_model(tft_output, config, statistics, catalogue_items)
+    model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate))
+    return model, dataset, settings.batch_size
+
+
+def train_and_measure(job: Job, settings: Settings) -> dict[str, Any]:
+    """Runs in a fresh process: trains `job`, returns its metrics, throughput and the process's peak memory."""
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (the Transform graph's WordPiece ops)
+
+    tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
+    catalogue = _load(job.directory, "catalogue")
+    catalogue_rows = {item: row for row, item in enumerate(catalogue["item_id"].astype(str))}
+    train = _load(job.directory, job.train)
+    splits = {name: _load(job.directory, name) for name in job.evaluate_on}
+    started = time.perf_counter()
+    model, dataset, _ = _build(job, settings, train, catalogue)
+    setup_seconds = time.perf_counter() - started
+    measured: list[dict[str, Any]] = []
+    train_seconds = 0.0
+    epochs = 1 if job.per_epoch else job.epochs
+    for _ in range(job.epochs if job.per_epoch else 1):
+        started = time.perf_counter()
+        model.fit(dataset, epochs=epochs, verbose=0)
+        train_seconds += time.perf_counter() - started
+        measured.append({name: evaluate(model, split, catalogue, catalogue_rows, cosine=job.kind == "mtrec")
+                         for name, split in splits.items()})
+    return {
+        "name": job.name,
+        "epochs": measured if job.per_epoch else job.epochs,
+        "metrics": measured[-1],
+        "train_seconds": train_seconds,
+        "setup_seconds": setup_seconds,
+        "examples_per_second": len(train["item_id"]) * job.epochs / train_seconds,
+        "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def run_job(job: Job, settings: Settings) -> dict[str, Any]:
+    """`train_and_measure` in a new process, so each model's peak memory is its own."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(train_and_measure, job, settings).result()
+
+
+def selection_score(metrics: dict[str, float]) -> float:
+    """The validation criterion of a joint model: top-100 accuracy up, RMSE down, in their own units."""
+    return metrics["top_100_accuracy"] - metrics["rmse"]
+
+
+def select(results: list[dict[str, Any]]) -> tuple[str, int, float]:
+    """(architecture, epochs, score) with the best validation score over every architecture and epoch."""
+    candidates = [(selection_score(epoch["validation"]), result["architecture"], index + 1)
+                  for result in results for index, epoch in enumerate(result["epochs"])]
+    score, architecture, epochs = max(candidates)
+    return architecture, epochs, score
+
+
+# === The run ===
+
+def load_movielens(data_dir: str, work_dir: str) -> tuple[list[input_contract.Event], dict[str, input_contract.Item]]:
+    """The GroupLens files as contract events (in u.data order, which the protocol's shuffle starts from)."""
+    from pipeline.data import movielens
+
+    events_path, items_path = movielens.convert(data_dir, os.path.join(work_dir, "csv"))
+    items = input_contract.read_items(items_path)
+    return list(input_contract.read_events(events_path, items)), items
+
+
+def run(events: list[input_contract.Event], items: dict[str, input_contract.Item], items_path: str, work_dir: str,
+        settings: Settings | None = None, log: Any = print) -> dict[str, Any]:
+    """Every measurement of the benchmark; returns the report (see `write`)."""
+    settings = settings or Settings()
+    train, test = protocol_split(len(events))
+    fit, validation = holdout(train, VALIDATION_FRACTION, settings.seed)
+    main_dir = os.path.join(work_dir, "protocol")
+    log(f"transform: {len(train)} train, {len(test)} test events")
+    prepare(events, items, train, {"fit": fit, "validation": validation, "test": test}, settings, main_dir)
+    catalogue_ids = list(items)
+    models = [{"name": "popularity / global mean", **popularity_baseline(events, train, test, catalogue_ids)}]
+
+    for name, rating_weight, retrieval_weight in settings.tfrs_weightings:
+        log(f"train: {name}")
+        result = run_job(Job(name, "tfrs", main_dir, "train", ("test",), TFRS_TRAINING["epochs"],
+                             rating_weight=rating_weight, retrieval_weight=retrieval_weight), settings)
+        models.append(_row(result, "test"))
+
+    selection, chosen = {}, {}
+    for variant, text_mode in (("mtrec ids only", "off"), ("mtrec text (frozen)", "frozen")):
+        candidates = []
+        for architecture in settings.architectures:
+            log(f"select: {variant}, {architecture}")
+            result = run_job(Job(f"{variant} {architecture}", "mtrec", main_dir, "fit", ("validation",),
+                                 settings.max_epochs, items_path, architecture, text_mode, per_epoch=True), settings)
+            candidates.append({**result, "architecture": architecture})
+        architecture, epochs, score = select(candidates)
+        chosen[variant] = (architecture, epochs, text_mode)
+        selection[variant] = {"architecture": architecture, "epochs": epochs, "validation_score": score,
+                              "candidates": {c["architecture"]: [e["validation"] for e in c["epochs"]]
+                                             for c in candidates}}
+        log(f"train: {variant} ({architecture}, {epochs} epochs)")
+        result = run_job(Job(variant, "mtrec", main_dir, "train", ("test",), epochs, items_path, architecture,
+                             text_mode), settings)
+        models.append({**_row(result, "test"), "architecture": architecture})
+
+    cold_train, cold_test, cold_items = cold_split(events, train, test, settings.seed)
+    cold_dir = os.path.join(work_dir, "cold")
+    log(f"transform: cold start, {len(cold_items)} cold items, {len(cold_test)} test pairs")
+    prepare(events, items, cold_train, {"test": cold_test}, settings, cold_dir)
+    cold = {}
+    for variant, (architecture, epochs, text_mode) in chosen.items():
+        log(f"train: cold start, {variant}")
+        result = run_job(Job(variant, "mtrec", cold_dir, "train", ("test",), epochs, items_path, architecture,
+                             text_mode), settings)
+        cold[variant] = {"recall_at_100": result["metrics"]["test"]["top_100_accuracy"],
+                         "recall_at_10": result["metrics"]["test"]["recall_at_10"]}
+    return {
+        "dataset": "MovieLens 100K",
+        "protocol": {"events": len(events), "train": len(train), "test": len(test), "seed": PROTOCOL_SEED,
+                     "validation_from_train": len(validation), "top_k": TOP_K,
+                     "history": "training events strictly before the event, most recent first",
+                     "click": "rating >= 4"},
+        "settings": dataclasses.asdict(settings),
+        "models": models,
+        "selection": selection,
+        "cold_start": {"cold_items": len(cold_items), "test_pairs": len(cold_test), **cold},
+        "targets": targets(models, cold),
+    }
+
+
+def _row(result: dict[str, Any], split: str) -> dict[str, Any]:
+    return {"name": result["name"], **result["metrics"][split],
+            "examples_per_second": result["examples_per_second"], "peak_memory_mb": result["peak_memory_mb"],
+            "epochs": result["epochs"] if isinstance(result["epochs"], int) else len(result["epochs"]),
+            "setup_seconds": result["setup_seconds"]}
+
+
+def targets(models: list[dict[str, Any]], cold: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """The issue's targets, each with the measured figures and whether it is met."""
+    by_name = {model["name"]: model for model in models}
+    text, ids = by_name.get("mtrec text (frozen)"), by_name.get("mtrec ids only")
+    joint = max((m for m in (text, ids) if m), key=lambda m: m["top_100_accuracy"] - m["rmse"], default=None)
+    tfrs = by_name.get("tfrs joint")
+    result: dict[str, Any] = {}
+    if joint:
+        result["joint_top_100_accuracy >= 0.30"] = {"model": joint["name"], "value": joint["top_100_accuracy"],
+                                                    "met": joint["top_100_accuracy"] >= 0.30}
+        result["joint_rmse <= 0.92"] = {"model": joint["name"], "value": joint["rmse"], "met": joint["rmse"] <= 0.92}
+    if len(cold) == 2:
+        text_cold, ids_cold = cold["mtrec text (frozen)"], cold["mtrec ids only"]
+        result["cold_start_text_beats_ids"] = {
+            "text_recall_at_100": text_cold["recall_at_100"], "ids_recall_at_100": ids_cold["recall_at_100"],
+            "met": text_cold["recall_at_100"] >= 2 * ids_cold["recall_at_100"] + 0.02}
+    if text and tfrs:
+        ratio = text["examples_per_second"] / tfrs["examples_per_second"]
+        result["text_throughput >= 0.5x tfrs joint"] = {"ratio": ratio, "met": ratio >= 0.5}
+    return result
+
+
+COLUMNS = (("top_100_accuracy", "top-100 acc"), ("recall_at_10", "Recall@10"), ("ndcg_at_10", "NDCG@10"),
+           ("rmse", "RMSE"), ("click_auc", "click AUC"), ("examples_per_second", "train ex/s"),
+           ("peak_memory_mb", "peak MB"))
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [f"# {report['dataset']}: mtrec vs the TFRS multitask tutorial", "",
+             f"Protocol: {report['protocol']['train']} train / {report['protocol']['test']} test ratings "
+             f"(tutorial shuffle, seed {report['protocol']['seed']}); top-100 accuracy over the whole catalogue; "
+             f"click = {report['protocol']['click']}. Every figure below comes from the same run.", "",
+             "| model | " + " | ".join(title for _, title in COLUMNS) + " |",
+             "|---" * (len(COLUMNS) + 1) + "|"]
+    for model in report["models"]:
+        cells = []
+        for key, _ in COLUMNS:
+            value = model.get(key)
+            cells.append("" if value is None else f"{value:.0f}" if key in ("examples_per_second", "peak_memory_mb")
+                         else f"{value:.3f}")
+        name = model["name"] + (f" ({model['architecture']}, {model['epochs']} ep)" if "architecture" in model else "")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    cold = report["cold_start"]
+    lines += ["", f"Cold start: {cold['cold_items']} items ({COLD_ITEM_FRACTION:.0%}) have no training events; "
+              f"{cold['test_pairs']} test pairs. Recall@100 of those items over the whole catalogue:", ""]
+    for variant in ("mtrec ids only", "mtrec text (frozen)"):
+        if variant in cold:
+            lines.append(f"- {variant}: {cold[variant]['recall_at_100']:.3f} "
+                         f"(Recall@10 {cold[variant]['recall_at_10']:.3f})")
+    lines += ["", "Model selection (validation split from the training split; criterion top-100 accuracy - RMSE):", ""]
+    for variant, chosen in report["selection"].items():
+        lines.append(f"- {variant}: {chosen['architecture']}, {chosen['epochs']} epochs "
+                     f"(validation score {chosen['validation_score']:.3f})")
+    lines += ["", "Targets:", ""]
+    for name, target in report["targets"].items():
+        figures = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                            for k, v in target.items() if k != "met")
+        lines.append(f"- {name}: {'met' if target['met'] else 'NOT met'} ({figures})")
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict[str, Any], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [model["name"] for model in report["models"]]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for axis, key, title in ((axes[0], "top_100_accuracy", "top-100 accuracy (higher is better)"),
+                             (axes[1], "rmse", "RMSE (lower is better)")):
+        axis.barh(names, [model[key] for model in report["models"]], color="#4c72b0")
+        axis.set_title(title)
+        axis.invert_yaxis()
+    cold = [(variant, report["cold_start"][variant]["recall_at_100"])
+            for variant in ("mtrec ids only", "mtrec text (frozen)") if variant in report["cold_start"]]
+    axes[2].bar([name for name, _ in cold], [value for _, value in cold], color="#55a868")
+    axes[2].set_title("cold items: Recall@100")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def write(report: dict[str, Any], output_dir: str, name: str = "movielens-100k") -> list[str]:
+    """Writes `name`.json, .md and .png to `output_dir`; returns the paths."""
+    from pipeline.local_runner import write_atomically
+
+    os.makedirs(output_dir, exist_ok=True)
+    paths = [os.path.join(output_dir, f"{name}.{ext}") for ext in ("json", "md", "png")]
+    write_atomically(paths[0], json.dumps(report, indent=2) + "\n")
+    write_atomically(paths[1], markdown(report))
+    plot(report, paths[2])
+    return paths
