@@ -10,7 +10,9 @@ import csv
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Iterator
+from typing import Any
 
 from models import features
 
@@ -39,28 +41,68 @@ class Event:
     rating: float
 
 
+_INT = re.compile(r"[+-]?[0-9]+")  # ASCII digits only: int() would also take "1_000" and other scripts' digits
+_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_NON_FINITE = re.compile(r"[+-]?(nan|inf|infinity)", re.IGNORECASE)
+# What tf.Example's Int64List and FloatList hold: beyond them a value would fail or turn into inf downstream.
+_INT_RANGE = (-(2**63), 2**63 - 1)
+_FLOAT_MAX = 3.4028234663852886e38  # float32
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes that are not UTF-8, as surrogateescape decodes them
+
+
+def _show(text: str) -> str:
+    return repr(text) if len(text) <= 40 else repr(text[:37] + "...")
+
+
+def _utf8_fault(path: str) -> tuple[int, int]:
+    """(line, position in the line) of the first byte that is not UTF-8, lines counted as the CSV reader does."""
+    with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
+        for line, text in enumerate(handle, 1):
+            match = _UNDECODABLE.search(text)
+            if match:
+                return line, match.start() + 1
+    return 0, 0
+
+
+def _records(path: str, reader: Any) -> Iterator[tuple[int, list[str]]]:
+    """(first line, fields) of each non-blank record; undecodable bytes and broken quoting are InputErrors."""
+    while True:
+        line = reader.line_num + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as error:
+            fault_line, position = _utf8_fault(path)
+            raise InputError(f"{path}: not valid UTF-8 at line {fault_line}, character {position} "
+                             f"({error.reason})") from error
+        except csv.Error as error:
+            raise InputError(f"{path}, line {line}: unparsable CSV ({error})") from error
+        if fields:
+            yield line, fields
+
+
 def _rows(path: str, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
-    """Yields (line number, row) and checks the header; line numbers count the header as line 1."""
+    """Yields (line number, row) and checks the header. A row's line is the line its record starts on (a quoted
+    field may span lines); the header is line 1. Blank lines are skipped; a UTF-8 byte order mark is allowed."""
     if not os.path.isfile(path):
         raise InputError(f"{path}: input file not found")
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            header = reader.fieldnames
-            if not header:
-                raise InputError(f"{path}: the file is empty (expected a header with columns {list(required)})")
-            missing = [column for column in required if column not in header]
-            if missing:
-                raise InputError(f"{path}: missing required column(s) {missing}; the header has {header}")
-            for row in reader:
-                if None in row:
-                    raise InputError(f"{path}, line {reader.line_num}: {len(header) + len(row[None])} fields, "
-                                     f"but the header has {len(header)}")
-                yield reader.line_num, row
-    except UnicodeDecodeError as error:
-        raise InputError(f"{path}: not valid UTF-8 ({error.reason} at byte {error.start})") from error
-    except csv.Error as error:
-        raise InputError(f"{path}: unparsable CSV ({error})") from error
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        records = _records(path, csv.reader(handle, strict=True))
+        header_line, header = next(records, (0, []))
+        if not header:
+            raise InputError(f"{path}: the file is empty (expected a header with columns {list(required)})")
+        missing = [column for column in required if column not in header]
+        if missing:
+            raise InputError(f"{path}: missing required column(s) {missing}; the header (line {header_line}) has "
+                             f"{header}")
+        duplicates = sorted({column for column in header if header.count(column) > 1})
+        if duplicates:
+            raise InputError(f"{path}, line {header_line}: duplicate column(s) {duplicates} in the header")
+        for line, fields in records:
+            if len(fields) > len(header):
+                raise InputError(f"{path}, line {line}: {len(fields)} fields, but the header has {len(header)}")
+            yield line, dict(zip(header, fields, strict=False))  # a short row's missing columns read as empty
 
 
 def _field(path: str, line: int, row: dict[str, str | None], column: str, required: bool = True) -> str:
@@ -71,13 +113,21 @@ def _field(path: str, line: int, row: dict[str, str | None], column: str, requir
 
 
 def _number(path: str, line: int, row: dict[str, str | None], column: str, kind: type) -> float:
+    """An int or float in plain decimal notation, in the range tf.Example stores (int64, float32)."""
     text = _field(path, line, row, column)
+    where = f"{path}, line {line}, column '{column}'"
+    if kind is float and _NON_FINITE.fullmatch(text):
+        raise InputError(f"{where}: {_show(text)} is not a finite number")
+    if not (_INT if kind is int else _FLOAT).fullmatch(text):
+        raise InputError(f"{where}: {_show(text)} is not {kind.__name__}")
     try:
         value = kind(text)
-    except ValueError as error:
-        raise InputError(f"{path}, line {line}, column '{column}': {text!r} is not {kind.__name__}") from error
-    if not math.isfinite(value):
-        raise InputError(f"{path}, line {line}, column '{column}': {text!r} is not a finite number")
+    except ValueError:  # an integer of more digits than Python converts
+        value = math.inf
+    if kind is int and not (value != math.inf and _INT_RANGE[0] <= value <= _INT_RANGE[1]):
+        raise InputError(f"{where}: {_show(text)} is out of the 64-bit integer range")
+    if kind is float and not (math.isfinite(value) and abs(value) <= _FLOAT_MAX):
+        raise InputError(f"{where}: {_show(text)} is not a finite number (float32)")
     return value
 
 
