@@ -54,7 +54,7 @@ TASKS = [{"name": "retrieval", "type": "retrieval", "label": None, "weight": 1.0
 class Settings:
     """What a run trains. The defaults are the committed benchmark; tests shrink them."""
 
-    max_epochs: int = 12
+    max_epochs: int = 8
     batch_size: int = 1024
     learning_rate: float = 0.003
     architectures: tuple[str, ...] = ARCHITECTURES
@@ -95,9 +95,9 @@ def cold_split(events: list[input_contract.Event], train: np.ndarray, test: np.n
     return train[keep], cold_test, cold
 
 
-def raw_rows(events: list[input_contract.Event], items: dict[str, input_contract.Item], rows: np.ndarray,
-             train: np.ndarray) -> list[dict[str, list[Any]]]:
-    """Raw feature rows for `rows`: history from the user's *training* events strictly before each event, and
+def examples(events: list[input_contract.Event], items: dict[str, input_contract.Item], rows: np.ndarray,
+             train: np.ndarray) -> list[Any]:
+    """tf.Examples for `rows`: history from the user's *training* events strictly before each event, and
     the evaluation slices from training counts, built with ExampleGen's own functions."""
     by_user: dict[str, list[tuple[int, str]]] = collections.defaultdict(list)
     for i in train:
@@ -106,8 +106,6 @@ def raw_rows(events: list[input_contract.Event], items: dict[str, input_contract
         history.sort()
     item_counts = collections.Counter(events[i].item_id for i in train)
     user_counts = collections.Counter(events[i].user_id for i in train)
-    from benchmarks import in_process
-
     result = []
     for i in rows:
         event = events[i]
@@ -115,8 +113,7 @@ def raw_rows(events: list[input_contract.Event], items: dict[str, input_contract
         end = bisect.bisect_left(earlier, (event.timestamp, ""))
         history = [item for _, item in earlier[max(0, end - HISTORY_LENGTH):end]][::-1]
         example = executor.to_example(event, items[event.item_id], history)
-        _, example = executor.add_slices(("", example), item_counts, user_counts)
-        result.append(in_process.example_row(example))
+        result.append(executor.add_slices(("", example), item_counts, user_counts)[1])
     return result
 
 
@@ -130,24 +127,16 @@ def prepare(events: list[input_contract.Event], items: dict[str, input_contract.
     """Transforms the splits (analyzing only `train`) and saves their columns and the catalogue's as .npz."""
     from benchmarks import in_process
 
-    other_rows = {name: raw_rows(events, items, rows, train) for name, rows in others.items()}
-    _, columns = in_process.analyze_and_transform(
-        raw_rows(events, items, train, train), other_rows, transform_config(settings),
-        os.path.join(directory, "transform"))
-    for name, split in columns.items():
-        item_ids = [events[i].item_id for i in (train if name == "train" else others[name])]
-        np.savez(os.path.join(directory, f"{name}.npz"), item_id=np.array(item_ids), **split)
-    import tensorflow as tf
-    import tensorflow_transform as tft
-
-    from models import export
+    tft_output = in_process.analyze(examples(events, items, train, train), transform_config(settings),
+                                    os.path.join(directory, "transform"))
+    for name, rows in {"train": train, **others}.items():
+        columns = in_process.transform(tft_output, examples(events, items, rows, train))
+        np.savez(os.path.join(directory, f"{name}.npz"), item_id=np.array([events[i].item_id for i in rows]),
+                 **columns)
+    from models import trainer
 
     catalogue = list(items.values())
-    transformed = tft.TFTransformOutput(os.path.join(directory, "transform")).transform_features_layer()(
-        export.raw_item_features(*(tf.constant(column) for column in (
-            [item.item_id for item in catalogue], [item.title for item in catalogue],
-            [item.description for item in catalogue],
-            [features.CATEGORY_SEPARATOR.join(item.categories) for item in catalogue]))))
+    transformed = trainer.transform_catalogue(tft_output, catalogue)
     np.savez(os.path.join(directory, "catalogue.npz"), item_id=np.array([item.item_id for item in catalogue]),
              **{key: np.asarray(value) for key, value in transformed.items()})
     return directory
@@ -395,6 +384,7 @@ def run(events: list[input_contract.Event], items: dict[str, input_contract.Item
         result = run_job(Job(name, "tfrs", main_dir, "train", ("test",), TFRS_TRAINING["epochs"],
                              rating_weight=rating_weight, retrieval_weight=retrieval_weight), settings)
         models.append(_row(result, "test"))
+        log(_summary(models[-1]))
 
     selection, chosen = {}, {}
     for variant, text_mode in (("mtrec ids only", "off"), ("mtrec text (frozen)", "frozen")):
@@ -404,6 +394,9 @@ def run(events: list[input_contract.Event], items: dict[str, input_contract.Item
             result = run_job(Job(f"{variant} {architecture}", "mtrec", main_dir, "fit", ("validation",),
                                  settings.max_epochs, items_path, architecture, text_mode, per_epoch=True), settings)
             candidates.append({**result, "architecture": architecture})
+            log("  validation per epoch: " + ", ".join(
+                f"{e['validation']['top_100_accuracy']:.3f}/{e['validation']['rmse']:.3f}" for e in result["epochs"])
+                + f" ({result['examples_per_second']:.0f} ex/s)")
         architecture, epochs, score = select(candidates)
         chosen[variant] = (architecture, epochs, text_mode)
         selection[variant] = {"architecture": architecture, "epochs": epochs, "validation_score": score,
@@ -413,6 +406,7 @@ def run(events: list[input_contract.Event], items: dict[str, input_contract.Item
         result = run_job(Job(variant, "mtrec", main_dir, "train", ("test",), epochs, items_path, architecture,
                              text_mode), settings)
         models.append({**_row(result, "test"), "architecture": architecture})
+        log(_summary(models[-1]))
 
     cold_train, cold_test, cold_items = cold_split(events, train, test, settings.seed)
     cold_dir = os.path.join(work_dir, "cold")
@@ -437,6 +431,11 @@ def run(events: list[input_contract.Event], items: dict[str, input_contract.Item
         "cold_start": {"cold_items": len(cold_items), "test_pairs": len(cold_test), **cold},
         "targets": targets(models, cold),
     }
+
+
+def _summary(model: dict[str, Any]) -> str:
+    return (f"  {model['name']}: top-100 {model['top_100_accuracy']:.3f}, RMSE {model['rmse']:.3f}, "
+            f"{model['examples_per_second']:.0f} ex/s")
 
 
 def _row(result: dict[str, Any], split: str) -> dict[str, Any]:

@@ -27,7 +27,7 @@ TRAINER_CONFIG = {"model": dataclasses.asdict(_MODEL), "text_encoder": dataclass
 DATA = synthetic.SyntheticConfig(num_users=40, num_items=30, events_per_user=10, seed=11)
 
 
-def _raw_rows(data_dir: str) -> list[dict]:
+def _examples(data_dir: str) -> list[tf.train.Example]:
     items = input_contract.read_items(os.path.join(data_dir, input_contract.ITEMS_FILE))
     by_user: dict[str, list] = {}
     for event in input_contract.read_events(os.path.join(data_dir, input_contract.EVENTS_FILE), items):
@@ -36,16 +36,16 @@ def _raw_rows(data_dir: str) -> list[dict]:
     train = [example.features.feature for split, example in pairs if split == executor.TRAIN]
     item_counts = collections.Counter(f[features.ITEM_ID].bytes_list.value[0].decode() for f in train)
     user_counts = collections.Counter(f[features.USER_ID].bytes_list.value[0].decode() for f in train)
-    return [in_process.example_row(executor.add_slices(pair, item_counts, user_counts)[1]) for pair in pairs]
+    return [executor.add_slices(pair, item_counts, user_counts)[1] for pair in pairs]
 
 
 def build(root: str, data: synthetic.SyntheticConfig = DATA) -> tuple[str, str]:
     """Writes data to `root`/data and a SavedModel to `root`/model; returns both paths."""
     data_dir = os.path.join(root, "data")
     synthetic.generate(data_dir, data)
-    tft_output, columns = in_process.analyze_and_transform(
-        _raw_rows(data_dir), {}, TRANSFORM_CONFIG, os.path.join(root, "transform"))
-    dataset = tf.data.Dataset.from_tensor_slices(columns["train"]).batch(64)
+    examples = _examples(data_dir)
+    tft_output = in_process.analyze(examples, TRANSFORM_CONFIG, os.path.join(root, "transform"))
+    dataset = tf.data.Dataset.from_tensor_slices(in_process.transform(tft_output, examples)).batch(64)
     keras.utils.set_random_seed(0)
     catalogue = list(input_contract.read_items(os.path.join(data_dir, input_contract.ITEMS_FILE)).values())
     model = trainer.build_model(tft_output, TRAINER_CONFIG, catalogue=catalogue)

@@ -122,7 +122,7 @@ class ServingModule(tf.Module):
         candidates = tf.shape(item_ids)[1]
         items = self._item_vectors(tf.reshape(item_ids, [-1]))
         scores = _served(self.model.score(tf.repeat(users, candidates, axis=0), items))
-        return {name: tf.reshape(score, [-1, candidates]) for name, score in scores.items()}
+        return {name: tf.reshape(score, [tf.shape(item_ids)[0], candidates]) for name, score in scores.items()}
 
     @tf.function(input_signature=[_USER_ID_SPEC, _HISTORY_SPEC, tf.TensorSpec([None], tf.int32, name=features.K),
                                   tf.TensorSpec([None], tf.bool, name=features.EXCLUDE_HISTORY)])

@@ -28,16 +28,18 @@ PROGRESS_ENV = "MTREC_PROGRESS"
 _VERBOSITY = {"bar": 1, "epoch": 2, "none": 0}
 
 
-class TrainingLog(keras.callbacks.Callback):
-    """Writes every epoch's losses, metrics and learning rate to a JSON file, for the run report."""
+class TrainingLog:
+    """Writes every epoch's losses, metrics and learning rate to a JSON file, for the run report.
 
-    def __init__(self, path: str):
-        super().__init__()
+    `on_epoch_end` takes what both Keras 3 and tf_keras (the TFRS baseline) callbacks receive."""
+
+    def __init__(self, path: str, optimizer: Any):
         self.path = path
+        self.optimizer = optimizer
         self.epochs: list[dict[str, float]] = []
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        learning_rate = float(np.asarray(self.optimizer.learning_rate))
         self.epochs.append({"epoch": epoch + 1, "learning_rate": learning_rate,
                             **{name: float(value) for name, value in (logs or {}).items()}})
         with open(self.path, "w", encoding="utf-8") as handle:
@@ -95,6 +97,25 @@ def index_sizes(tft_output: tft.TFTransformOutput) -> tuple[int, int, int]:
             tft_output.vocabulary_size_by_name(features.CATEGORY_VOCABULARY) + oov + 1)
 
 
+def transform_catalogue(tft_output: tft.TFTransformOutput, catalogue: list[Item]) -> dict[str, tf.Tensor]:
+    """Every catalogue item's transformed item features (index, categories, tokenized text)."""
+    return tft_output.transform_features_layer()(export.raw_item_features(
+        tf.constant([item.item_id for item in catalogue]), tf.constant([item.title for item in catalogue]),
+        tf.constant([item.description for item in catalogue]),
+        tf.constant([features.CATEGORY_SEPARATOR.join(item.categories) for item in catalogue])))
+
+
+def build_tfrs_model(tft_output: tft.TFTransformOutput, config: dict[str, Any], catalogue: list[Item]) -> Any:
+    """The TFRS tutorial baseline (tf_keras), weighted by the configured retrieval and rating tasks."""
+    from models.tfrs_baseline import TFRSMultitaskModel
+
+    weights = {task["type"]: task["weight"] for task in config["model"]["tasks"]}
+    num_users, num_items, _ = index_sizes(tft_output)
+    candidates = sorted(set(np.asarray(transform_catalogue(tft_output, catalogue)[features.ITEM_INDEX]).tolist()))
+    return TFRSMultitaskModel(num_users, num_items, candidates, rating_weight=weights[tasks.REGRESSION],
+                              retrieval_weight=weights[tasks.RETRIEVAL], embedding_dim=config["model"]["embedding_dim"])
+
+
 def build_text_encoder(config: dict[str, Any], tft_output: tft.TFTransformOutput,
                        catalogue: list[Item] | None) -> keras.layers.Layer | None:
     """The text tower of `config["text_encoder"]`; a frozen one is cached over `catalogue`'s texts."""
@@ -109,10 +130,7 @@ def build_text_encoder(config: dict[str, Any], tft_output: tft.TFTransformOutput
         return encoder
     cached = text_encoder.CachedTextEncoder(encoder, name="cached_text_encoder")
     if catalogue:
-        transformed = tft_output.transform_features_layer()(export.raw_item_features(
-            tf.constant([item.item_id for item in catalogue]), tf.constant([item.title for item in catalogue]),
-            tf.constant([item.description for item in catalogue]),
-            tf.constant([features.CATEGORY_SEPARATOR.join(item.categories) for item in catalogue])))
+        transformed = transform_catalogue(tft_output, catalogue)
         cached.build_cache(transformed[features.TEXT_TOKEN_IDS], transformed[features.TEXT_PADDING_MASK])
     return cached
 
@@ -161,15 +179,22 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     catalogue = list(input_contract.read_items(config["items_path"]).values())
     task_list = [tasks.Task.from_config(task) for task in config["model"]["tasks"]]
     statistics = train_statistics(train, index_sizes(tft_output)[1], task_list)
-    with tf.distribute.get_strategy().scope():
-        model = build_model(tft_output, config, statistics, catalogue)
-        model.compile(optimizer=keras.optimizers.Adam(training["learning_rate"]))
-    model.fit(
-        train,
-        validation_data=evaluation,
-        epochs=training["epochs"],
-        callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir),
-                   TrainingLog(os.path.join(fn_args.model_run_dir, TRAINING_LOG_FILE))],
-        verbose=_verbosity(),
-    )
+    log_path = os.path.join(fn_args.model_run_dir, TRAINING_LOG_FILE)
+    if config["model"]["type"] == "tfrs":
+        import tf_keras
+
+        model = build_tfrs_model(tft_output, config, catalogue)
+        model.compile(optimizer=tf_keras.optimizers.Adagrad(training["learning_rate"]))
+        log = TrainingLog(log_path, model.optimizer)
+        callbacks = [tf_keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir),
+                     tf_keras.callbacks.LambdaCallback(on_epoch_end=log.on_epoch_end)]
+    else:
+        with tf.distribute.get_strategy().scope():
+            model = build_model(tft_output, config, statistics, catalogue)
+            model.compile(optimizer=keras.optimizers.Adam(training["learning_rate"]))
+        log = TrainingLog(log_path, model.optimizer)
+        callbacks = [keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir),
+                     keras.callbacks.LambdaCallback(on_epoch_end=log.on_epoch_end)]
+    model.fit(train, validation_data=evaluation, epochs=training["epochs"], callbacks=callbacks,
+              verbose=_verbosity())
     export.save_serving_model(model, tft_output, catalogue, fn_args.serving_model_dir)

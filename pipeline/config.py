@@ -7,6 +7,7 @@ values are all listed in one ConfigError before any work starts.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any
@@ -145,6 +146,9 @@ _MODEL_TYPES = ("mtrec", "tfrs")
 
 
 def _check_value(path: str, name: str, value: Any, problems: list[str]) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        problems.append(f"{path}: must be a finite number, got {value}")
+        return
     if isinstance(value, int | float) and not isinstance(value, bool):
         if name in _POSITIVE and value <= 0:
             problems.append(f"{path}: must be positive, got {value}")
@@ -184,7 +188,7 @@ def _build(cls: type, values: Any, path: str, problems: list[str]) -> Any:
         return cls()
     hints = typing.get_type_hints(cls)
     fields = {field.name for field in dataclasses.fields(cls)}
-    for unknown in sorted(set(values) - fields):
+    for unknown in sorted(set(values) - fields, key=str):
         problems.append(f"{path + '.' if path else ''}{unknown}: unknown key (known: {sorted(fields)})")
     kwargs = {}
     for name in fields & set(values):
@@ -201,6 +205,9 @@ def _build(cls: type, values: Any, path: str, problems: list[str]) -> Any:
             continue
         if not _matches(value, expected):
             problems.append(f"{where}: expected {getattr(expected, '__name__', expected)}, got {value!r}")
+            continue
+        if expected is float and isinstance(value, int) and abs(value) > 1e300:
+            problems.append(f"{where}: {value} is too large")
             continue
         _check_value(where, name, value, problems)
         if isinstance(value, dict):
@@ -244,7 +251,7 @@ def _check_tasks(model: Model, problems: list[str]) -> None:
         problems.append("model.tasks: at most one retrieval task")
     if not any(task.weight > 0 for task in model.tasks):
         problems.append("model.tasks: at least one task needs a positive weight")
-    if model.type == "tfrs" and sorted((t.type, t.label) for t in model.tasks) != [
+    if model.type == "tfrs" and sorted(((t.type, t.label) for t in model.tasks), key=str) != [
             ("regression", "rating"), ("retrieval", None)]:
         problems.append("model.tasks: the tfrs model has exactly the tutorial's tasks, a retrieval task with label "
                         "null and a regression task on rating")
@@ -269,10 +276,13 @@ def load(path: str | None) -> RunConfig:
             values = yaml.safe_load(handle)
     except FileNotFoundError as error:
         raise ConfigError(f"{path}: configuration file not found") from error
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML ({error})") from error
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text ({error.reason})") from error
+    # PyYAML's constructors raise more than YAMLError on bad scalars (`!!int x`, an impossible date, deep nesting).
+    except (yaml.YAMLError, ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as error:
+        raise ConfigError(f"{path}: not valid YAML ({type(error).__name__}: {error})") from error
     try:
-        return from_dict(values or {})
+        return from_dict({} if values is None else values)
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
 

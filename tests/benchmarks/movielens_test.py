@@ -33,8 +33,8 @@ def test_history_holds_only_earlier_training_events():
                       ("u", "e", 4, 1.0)])
     items = {i: input_contract.Item(i, i.upper(), "", ()) for i in "abcde"}
     train = np.array([0, 2, 3])  # b (t=2) and e (t=4) are test events
-    rows = movielens.raw_rows(events, items, np.array([1, 3, 4]), train)
-    histories = [[h.decode() for h in row[features.HISTORY]] for row in rows]
+    rows = movielens.examples(events, items, np.array([1, 3, 4]), train)
+    histories = [[h.decode() for h in row.features.feature[features.HISTORY].bytes_list.value] for row in rows]
     # b sees a; d (t=3) sees a but not c (same time) nor b (test); e sees d, c, a (most recent first).
     assert histories[0] == ["a"]
     assert histories[1] == ["a"]

@@ -235,14 +235,12 @@ KNOWN_CRASHES = [
 ]
 
 
-@pytest.mark.xfail(reason="pipeline/config.py: another exception than ConfigError", strict=False)
 @pytest.mark.parametrize("values", KNOWN_CRASHES)
 def test_known_crashes_become_config_errors(values):
     with pytest.raises(config.ConfigError):
         config.from_dict(values)
 
 
-@pytest.mark.xfail(reason="pipeline/config.py accepts NaN and infinity: `value <= 0` is False for NaN", strict=False)
 @pytest.mark.parametrize("values", [
     {"training": {"learning_rate": math.nan}},
     {"model": {"temperature": math.inf}},
@@ -267,8 +265,6 @@ KNOWN_BAD_YAML = [
 ]
 
 
-@pytest.mark.xfail(reason="pipeline/config.load catches only yaml.YAMLError (PyYAML's constructors raise others), "
-                          "and reads a falsy document as {}", strict=False)
 @pytest.mark.parametrize("text", KNOWN_BAD_YAML)
 def test_known_bad_yaml_files_are_config_errors(tmp_path, text):
     path = tmp_path / "run.yaml"

@@ -177,8 +177,6 @@ def test_unknown_ids_are_answered_normally(signatures):
     assert np.isfinite(user["outputs"]).all() and len(user["outputs"]) == 2
 
 
-@pytest.mark.xfail(reason="models/export.py rank reshapes its scores to [-1, candidates], so with 0 candidates "
-                          "the batch dimension collapses to 1", strict=False)
 def test_rank_with_no_candidates_answers_every_instance(signatures):
     answer = _predict(signatures, {"signature_name": "rank", "inputs": {
         "user_id": ["a", "b"], "history": [[""], [""]], "item_ids": [[], []]}})
@@ -379,7 +377,7 @@ def test_well_formed_requests_become_tensors_of_the_signature(signatures, data, 
 @settings(max_examples=50, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_well_formed_requests_are_answered_with_one_row_per_instance(signatures, data):
-    # min_width=1: `rank` with no candidates at all answers one row, whatever the batch (see the xfail below).
+    # min_width=1: requests with no candidates at all are covered by test_rank_with_no_candidates_answers_every_instance.
     name, columns, batch = data.draw(_well_formed(signatures, min_width=1))
     answer = _predict(signatures, {"signature_name": name, "inputs": columns})["outputs"]
     outputs = answer if isinstance(answer, dict) else {"output": answer}
