@@ -23,8 +23,8 @@ def build(task_list=TASKS, architecture="mmoe", balancing="fixed", text="finetun
     keras.utils.set_random_seed(0)
     backbone = keras_hub.models.BertBackbone(vocabulary_size=VOCABULARY, num_layers=2, num_heads=2, hidden_dim=8,
                                              intermediate_dim=16, max_sequence_length=LENGTH)
-    encoder = {"finetune": TextEncoder(backbone, trainable_layers=1), "frozen": CachedTextEncoder(TextEncoder(backbone)),
-               "off": None}[text]
+    encoder = {"finetune": TextEncoder(backbone, trainable_layers=1),
+               "frozen": CachedTextEncoder(TextEncoder(backbone)), "off": None}[text]
     item_embedding = keras.layers.Embedding(BATCH + 5, DIM)
     num_ranking = len(tasks.ranking_tasks(task_list))
     return MultiTaskRecommender(

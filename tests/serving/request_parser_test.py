@@ -377,7 +377,7 @@ def test_well_formed_requests_become_tensors_of_the_signature(signatures, data, 
 @settings(max_examples=50, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_well_formed_requests_are_answered_with_one_row_per_instance(signatures, data):
-    # min_width=1: requests with no candidates at all are covered by test_rank_with_no_candidates_answers_every_instance.
+    # min_width=1: requests with no candidates are test_rank_with_no_candidates_answers_every_instance.
     name, columns, batch = data.draw(_well_formed(signatures, min_width=1))
     answer = _predict(signatures, {"signature_name": name, "inputs": columns})["outputs"]
     outputs = answer if isinstance(answer, dict) else {"output": answer}
