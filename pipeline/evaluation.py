@@ -10,18 +10,22 @@ from pipeline.config import Evaluation, Task
 
 
 def _gated_metric(class_name: str, limit: float, worst_change: float, higher_is_better: bool) -> tfma.MetricConfig:
-    """A metric that must reach `limit` and may worsen by at most `worst_change` against the baseline."""
+    """A metric that must reach `limit` and may worsen by at most `worst_change` against the baseline, on the
+    overall slice. (A plain `threshold` would apply to every slice, so a handful of cold-item examples could
+    veto a good model.)"""
     value_threshold = tfma.GenericValueThreshold()
     if higher_is_better:
         value_threshold.lower_bound.value = limit
     else:
         value_threshold.upper_bound.value = limit
-    return tfma.MetricConfig(class_name=class_name, threshold=tfma.MetricThreshold(
+    threshold = tfma.MetricThreshold(
         value_threshold=value_threshold,
         change_threshold=tfma.GenericChangeThreshold(
             direction=(tfma.MetricDirection.HIGHER_IS_BETTER if higher_is_better
                        else tfma.MetricDirection.LOWER_IS_BETTER),
-            absolute={"value": -worst_change if higher_is_better else worst_change})))
+            absolute={"value": -worst_change if higher_is_better else worst_change}))
+    return tfma.MetricConfig(class_name=class_name, per_slice_thresholds=[
+        tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)])
 
 
 def _task_metrics(task: Task, thresholds: Evaluation) -> tfma.MetricsSpec:

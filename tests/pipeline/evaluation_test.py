@@ -12,7 +12,10 @@ from pipeline.config import Evaluation, default_tasks
 def _metric(config: tfma.EvalConfig, output: str, class_name: str) -> tfma.MetricConfig:
     (spec,) = [s for s in config.metrics_specs if list(s.output_names) == [output]]
     (metric,) = [m for m in spec.metrics if m.class_name == class_name]
-    return metric
+    (per_slice,) = metric.per_slice_thresholds
+    assert list(per_slice.slicing_specs) == [tfma.SlicingSpec()]  # the overall slice only
+    assert not metric.HasField("threshold")  # which would apply to every slice
+    return per_slice
 
 
 def test_thresholds_follow_the_configuration():
