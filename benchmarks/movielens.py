@@ -254,7 +254,7 @@ def mtrec_config(job: Job, settings: Settings) -> dict[str, Any]:
     text = config.TextEncoder(preset=settings.text_preset, mode=job.text_mode, max_length=settings.text_max_length,
                               backbone=settings.text_backbone)
     return {"model": {**dataclasses.asdict(model), "tasks": TASKS}, "text_encoder": dataclasses.asdict(text),
-            "training": {"seed": settings.seed}}
+            "training": {"seed": settings.seed, "learning_rate": settings.learning_rate}}
 
 
 def _fit_dataset(columns: dict[str, np.ndarray], batch_size: int, seed: int, reshuffle: bool) -> Any:
@@ -265,41 +265,30 @@ def _fit_dataset(columns: dict[str, np.ndarray], batch_size: int, seed: int, res
         len(columns["item_id"]), seed=seed, reshuffle_each_iteration=reshuffle).batch(batch_size)
 
 
-def _build(job: Job, settings: Settings, train: dict[str, np.ndarray], catalogue: dict[str, np.ndarray]
-           ) -> tuple[Any, Any, int]:
-    """(model, training dataset, batch size) of `job`, compiled."""
+def _build(job: Job, settings: Settings, train: dict[str, np.ndarray]) -> Any:
+    """(compiled model, training dataset) of `job`, built by the Trainer's own `compiled_model`."""
     import tensorflow_transform as tft
 
     from models import trainer
 
     tft_output = tft.TFTransformOutput(os.path.join(job.directory, "transform"))
+    catalogue = list(input_contract.read_items(job.items_path).values())
     if job.kind == "tfrs":
-        import tf_keras
-
-        from models.tfrs_baseline import TFRSMultitaskModel
-
-        num_users, num_items, _ = trainer.index_sizes(tft_output)
-        model = TFRSMultitaskModel(num_users, num_items, sorted(set(catalogue[features.ITEM_INDEX].tolist())),
-                                   rating_weight=job.rating_weight, retrieval_weight=job.retrieval_weight)
-        model.compile(optimizer=tf_keras.optimizers.Adagrad(TFRS_TRAINING["learning_rate"]))
+        tasks = [{"type": "retrieval", "weight": job.retrieval_weight},
+                 {"type": "regression", "weight": job.rating_weight}]
+        config = {"model": {"type": "tfrs", "embedding_dim": 32, "tasks": tasks},
+                  "training": {"learning_rate": TFRS_TRAINING["learning_rate"]}}
         columns = {key: train[key] for key in (features.USER_INDEX, features.ITEM_INDEX, "item_id",
                                                features.transformed_label(features.RATING_TASK))}
         # The tutorial shuffles once and caches: every epoch sees the same batches.
         dataset = _fit_dataset(columns, TFRS_TRAINING["batch_size"], settings.seed, reshuffle=False).cache()
-        return model, dataset, TFRS_TRAINING["batch_size"]
-    import keras
+    else:
+        import keras
 
-    from models import tasks
-
-    config = mtrec_config(job, settings)
-    keras.utils.set_random_seed(settings.seed)
-    dataset = _fit_dataset(train, settings.batch_size, settings.seed, reshuffle=True)
-    task_list = [tasks.Task.from_config(task) for task in config["model"]["tasks"]]
-    statistics = trainer.train_statistics(dataset, trainer.index_sizes(tft_output)[1], task_list)
-    catalogue_items = list(input_contract.read_items(job.items_path).values())
-    model = trainer.build_model(tft_output, config, statistics, catalogue_items)
-    model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate))
-    return model, dataset, settings.batch_size
+        config = mtrec_config(job, settings)
+        keras.utils.set_random_seed(settings.seed)
+        dataset = _fit_dataset(train, settings.batch_size, settings.seed, reshuffle=True)
+    return trainer.compiled_model(tft_output, config, dataset, catalogue), dataset
 
 
 def train_and_measure(job: Job, settings: Settings) -> dict[str, Any]:
@@ -313,7 +302,7 @@ def train_and_measure(job: Job, settings: Settings) -> dict[str, Any]:
     train = _load(job.directory, job.train)
     splits = {name: _load(job.directory, name) for name in job.evaluate_on}
     started = time.perf_counter()
-    model, dataset, _ = _build(job, settings, train, catalogue)
+    model, dataset = _build(job, settings, train)
     setup_seconds = time.perf_counter() - started
     measured: list[dict[str, Any]] = []
     train_seconds = 0.0
@@ -381,7 +370,7 @@ def run(events: list[input_contract.Event], items: dict[str, input_contract.Item
 
     for name, rating_weight, retrieval_weight in settings.tfrs_weightings:
         log(f"train: {name}")
-        result = run_job(Job(name, "tfrs", main_dir, "train", ("test",), TFRS_TRAINING["epochs"],
+        result = run_job(Job(name, "tfrs", main_dir, "train", ("test",), TFRS_TRAINING["epochs"], items_path,
                              rating_weight=rating_weight, retrieval_weight=retrieval_weight), settings)
         models.append(_row(result, "test"))
         log(_summary(models[-1]))

@@ -164,6 +164,25 @@ def build_model(tft_output: tft.TFTransformOutput, config: dict[str, Any],
     )
 
 
+def compiled_model(tft_output: tft.TFTransformOutput, config: dict[str, Any], train: tf.data.Dataset,
+                   catalogue: list[Item]) -> Any:
+    """The configured model (mtrec, or the TFRS baseline with the tutorial's Adagrad), built for the batched,
+    transformed `train` data and compiled with `config["training"]["learning_rate"]`."""
+    learning_rate = config["training"]["learning_rate"]
+    if config["model"]["type"] == "tfrs":
+        import tf_keras
+
+        model = build_tfrs_model(tft_output, config, catalogue)
+        model.compile(optimizer=tf_keras.optimizers.Adagrad(learning_rate))
+        return model
+    task_list = [tasks.Task.from_config(task) for task in config["model"]["tasks"]]
+    statistics = train_statistics(train, index_sizes(tft_output)[1], task_list)
+    with tf.distribute.get_strategy().scope():
+        model = build_model(tft_output, config, statistics, catalogue)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    return model
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """TFX Trainer entry point (GenericExecutor). `custom_config["items_path"]` is the catalogue to index."""
     config = fn_args.custom_config
@@ -177,24 +196,14 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     train = make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output, batch_size, shuffle=True)
     evaluation = make_dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, batch_size, shuffle=False)
     catalogue = list(input_contract.read_items(config["items_path"]).values())
-    task_list = [tasks.Task.from_config(task) for task in config["model"]["tasks"]]
-    statistics = train_statistics(train, index_sizes(tft_output)[1], task_list)
-    log_path = os.path.join(fn_args.model_run_dir, TRAINING_LOG_FILE)
+    model = compiled_model(tft_output, config, train, catalogue)
+    log = TrainingLog(os.path.join(fn_args.model_run_dir, TRAINING_LOG_FILE), model.optimizer)
     if config["model"]["type"] == "tfrs":
-        import tf_keras
-
-        model = build_tfrs_model(tft_output, config, catalogue)
-        model.compile(optimizer=tf_keras.optimizers.Adagrad(training["learning_rate"]))
-        log = TrainingLog(log_path, model.optimizer)
-        callbacks = [tf_keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir),
-                     tf_keras.callbacks.LambdaCallback(on_epoch_end=log.on_epoch_end)]
+        import tf_keras as callbacks_keras
     else:
-        with tf.distribute.get_strategy().scope():
-            model = build_model(tft_output, config, statistics, catalogue)
-            model.compile(optimizer=keras.optimizers.Adam(training["learning_rate"]))
-        log = TrainingLog(log_path, model.optimizer)
-        callbacks = [keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir),
-                     keras.callbacks.LambdaCallback(on_epoch_end=log.on_epoch_end)]
+        callbacks_keras = keras
+    callbacks = [callbacks_keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir),
+                 callbacks_keras.callbacks.LambdaCallback(on_epoch_end=log.on_epoch_end)]
     model.fit(train, validation_data=evaluation, epochs=training["epochs"], callbacks=callbacks,
               verbose=_verbosity())
     export.save_serving_model(model, tft_output, catalogue, fn_args.serving_model_dir)
