@@ -49,6 +49,22 @@ def _text(rng: np.random.Generator, topic: str, words: int) -> str:
     return " ".join(chosen)
 
 
+def _draw(rng: np.random.Generator, topic_counts: np.ndarray, topic_weights: np.ndarray, size: int) -> np.ndarray:
+    """`size` positions drawn exactly as `rng.choice(len(topic_counts), size, p=w / w.sum())` draws them, where w[j]
+    is the weight of position j's topic and `topic_counts[j]` counts each topic over positions 0..j.
+
+    A binary search over the cumulative weights (`topic_counts @ topic_weights`, row by row) costs O(size log n)
+    per user instead of rng.choice's O(n); with 10^5 users and items that is seconds instead of an hour. The
+    same uniforms pick the same positions, so the generated data is unchanged."""
+    targets = rng.random(size) * (topic_counts[-1] @ topic_weights)
+    low, high = np.zeros(size, np.int64), np.full(size, len(topic_counts) - 1)
+    while np.any(low < high):  # the first position whose cumulative weight exceeds the target
+        middle = (low + high) // 2
+        above = topic_counts[middle] @ topic_weights > targets
+        low, high = np.where(above, low, middle + 1), np.where(above, middle, high)
+    return low
+
+
 def generate(output_dir: str, config: SyntheticConfig = SyntheticConfig()) -> tuple[str, str]:
     """Writes events.csv and items.csv into `output_dir`; returns their paths. Same config, same bytes."""
     rng = np.random.default_rng(config.seed)
@@ -70,6 +86,9 @@ def generate(output_dir: str, config: SyntheticConfig = SyntheticConfig()) -> tu
 
     num_cold = int(round(config.cold_item_fraction * config.num_items))
     warm_items = np.sort(rng.permutation(config.num_items)[num_cold:])
+    # Topics seen so far along warm_items: the exposure distribution's cumulative sum is this times a user's
+    # per-topic weights, so a user's draw never touches the whole catalogue.
+    topic_counts = np.cumsum(np.eye(len(topics), dtype=np.int64)[item_topic[warm_items]], axis=0)
     # Tastes are peaked: most users care about two or three topics.
     tastes = rng.dirichlet(np.full(len(topics), 0.3), size=config.num_users)
     events_path = os.path.join(output_dir, input_contract.EVENTS_FILE)
@@ -80,10 +99,8 @@ def generate(output_dir: str, config: SyntheticConfig = SyntheticConfig()) -> tu
         for user in range(config.num_users):
             taste = tastes[user]
             # Users mostly see items of topics they like (exposure), and sometimes anything.
-            exposure = taste[item_topic[warm_items]] + 0.02
-            exposure /= exposure.sum()
             count = int(rng.integers(config.events_per_user // 2, config.events_per_user * 3 // 2 + 1))
-            shown = rng.choice(warm_items, size=count, replace=True, p=exposure)
+            shown = warm_items[_draw(rng, topic_counts, taste + 0.02, count)]
             times = start + np.sort(rng.integers(0, 180 * 86_400, size=count))
             for item, timestamp in zip(shown, times, strict=True):
                 affinity = 6.0 * taste[item_topic[item]] - 1.5 + item_quality[item]

@@ -7,6 +7,8 @@ import csv
 import filecmp
 import os
 
+import numpy as np
+
 from components.example_gen import input_contract
 from pipeline.data import synthetic
 from tests.conftest import SMALL
@@ -57,3 +59,14 @@ def test_clicks_depend_on_taste():
         favourite += [clicked for topic, clicked in events if topic == best]
         other += [clicked for topic, clicked in events if topic != best]
     assert sum(favourite) / len(favourite) > 1.5 * sum(other) / len(other)
+
+
+def test_draw_is_numpys_weighted_choice():
+    """The binary search picks the very positions rng.choice picks from the same uniforms."""
+    rng = np.random.default_rng(0)
+    topics = rng.integers(8, size=5000)
+    weights = rng.dirichlet(np.full(8, 0.3)) + 0.02
+    expected = np.random.default_rng(1).choice(5000, size=3000, p=weights[topics] / weights[topics].sum())
+    topic_counts = np.cumsum(np.eye(8, dtype=np.int64)[topics], axis=0)
+    drawn = synthetic._draw(np.random.default_rng(1), topic_counts, weights, 3000)
+    np.testing.assert_array_equal(drawn, expected)
