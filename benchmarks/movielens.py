@@ -20,10 +20,7 @@ from __future__ import annotations
 import bisect
 import collections
 import dataclasses
-import json
-import multiprocessing
 import os
-import resource
 import time
 from typing import Any
 
@@ -320,16 +317,15 @@ def train_and_measure(job: Job, settings: Settings) -> dict[str, Any]:
         "train_seconds": train_seconds,
         "setup_seconds": setup_seconds,
         "examples_per_second": len(train["item_id"]) * job.epochs / train_seconds,
-        "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
 def run_job(job: Job, settings: Settings) -> dict[str, Any]:
     """`train_and_measure` in a new process, so each model's peak memory is its own."""
-    from concurrent.futures import ProcessPoolExecutor
+    from benchmarks import process
 
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(train_and_measure, job, settings).result()
+    measured = process.run_isolated(train_and_measure, job, settings)
+    return {**measured.result, "peak_memory_mb": measured.peak_memory_mb}
 
 
 def selection_score(metrics: dict[str, float]) -> float:
@@ -519,11 +515,6 @@ def plot(report: dict[str, Any], path: str) -> None:
 
 def write(report: dict[str, Any], output_dir: str, name: str = "movielens-100k") -> list[str]:
     """Writes `name`.json, .md and .png to `output_dir`; returns the paths."""
-    from pipeline.local_runner import write_atomically
+    from benchmarks import reports
 
-    os.makedirs(output_dir, exist_ok=True)
-    paths = [os.path.join(output_dir, f"{name}.{ext}") for ext in ("json", "md", "png")]
-    write_atomically(paths[0], json.dumps(report, indent=2) + "\n")
-    write_atomically(paths[1], markdown(report))
-    plot(report, paths[2])
-    return paths
+    return reports.write(report, output_dir, name, markdown(report), lambda path: plot(report, path))

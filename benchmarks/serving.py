@@ -14,7 +14,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import platform
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import small_model
+from benchmarks import reports, small_model
 from components.example_gen import input_contract
 from pipeline.data import synthetic
 
@@ -165,7 +164,7 @@ def run(output_dir: str, requests: int = 200, catalogues: tuple[int, ...] = CATA
         results = [measure_catalogue(size, requests, root) for size in catalogues]
     report = {
         "benchmark": "serving",
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
+        "machine": reports.machine(),
         "catalogues": results,
         "targets_met": {
             "retrieve_not_slower_than_reference": all(r["retrieve_vs_reference_p50_ratio"] <= 1.0 for r in results),
@@ -173,9 +172,5 @@ def run(output_dir: str, requests: int = 200, catalogues: tuple[int, ...] = CATA
                                                for r in results),
         },
     }
-    os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, "serving.json"), "w", encoding="utf-8") as handle:
-        json.dump(report, handle, indent=2)
-    with open(os.path.join(output_dir, "serving.md"), "w", encoding="utf-8") as handle:
-        handle.write(_markdown(report))
+    reports.write(report, output_dir, "serving", _markdown(report))
     return report

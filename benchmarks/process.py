@@ -1,0 +1,74 @@
+"""Runs a benchmark job in a fresh process and measures the memory that job holds, its child processes included.
+
+A fresh (spawned) process per job makes each job's peak memory its own: nothing imported, cached or leaked by an
+earlier job counts. The parent samples the resident memory of the job's whole process tree (Beam's worker
+processes are children of the job) every `interval` seconds; the job also reports its own exact maximum, which
+catches a spike between two samples. The peak is the larger of the two.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import resource
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, wait
+from typing import Any
+
+import psutil
+
+MB = 1024 * 1024
+
+
+@dataclasses.dataclass
+class Measured:
+    """A job's return value, wall time and memory. `samples` are (unix time, MB of the process tree)."""
+
+    result: Any
+    seconds: float
+    peak_memory_mb: float
+    samples: list[tuple[float, float]]
+
+    def peak_between(self, start: float, end: float) -> float:
+        """The largest sampled memory from `start` to `end` (unix times), e.g. while one component ran; for a
+        window shorter than the sampling interval, the last sample before its end."""
+        inside = [mb for at, mb in self.samples if start <= at <= end]
+        before = [mb for at, mb in self.samples if at < start]
+        return max(inside) if inside else (before[-1] if before else 0.0)
+
+
+def tree_memory_mb(root: psutil.Process) -> float:
+    """Resident memory of `root` and all its descendants, summed (pages shared between them count each time)."""
+    total = 0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            total += process.memory_info().rss
+        except psutil.NoSuchProcess:  # a worker that ended between listing and reading
+            pass
+    return total / MB
+
+
+def _call_and_own_peak(function: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, float]:
+    result = function(*args)
+    return result, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+
+
+def run_isolated(function: Callable[..., Any], *args: Any, interval: float = 0.2) -> Measured:
+    """`function(*args)` in a new spawned process; its exceptions are raised here. `function` must be importable
+    by name (a module-level function) and its arguments and result picklable."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        root = psutil.Process(pool.submit(os.getpid).result())
+        started = time.time()
+        future = pool.submit(_call_and_own_peak, function, args)
+        samples = []
+        while not future.done():
+            try:
+                samples.append((time.time(), tree_memory_mb(root)))
+            except psutil.NoSuchProcess:
+                break
+            wait([future], timeout=interval)
+        result, own_peak_mb = future.result()
+        seconds = time.time() - started
+    return Measured(result, seconds, max(own_peak_mb, *(mb for _, mb in samples), 0.0), samples)

@@ -1,0 +1,29 @@
+"""Where a benchmark's figures go: NAME.json (the report), NAME.md (its tables) and, with a plot, NAME.png."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from collections.abc import Callable
+from typing import Any
+
+
+def machine() -> str:
+    """The machine a report was measured on, in one line."""
+    return f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+
+
+def write(report: dict[str, Any], output_dir: str, name: str, markdown: str,
+          plot: Callable[[str], None] | None = None) -> list[str]:
+    """Writes the files (each whole or not at all) to `output_dir`; returns their paths. `plot(path)` draws the PNG."""
+    from pipeline.local_runner import write_atomically
+
+    os.makedirs(output_dir, exist_ok=True)
+    paths = [os.path.join(output_dir, f"{name}.json"), os.path.join(output_dir, f"{name}.md")]
+    write_atomically(paths[0], json.dumps(report, indent=2) + "\n")
+    write_atomically(paths[1], markdown)
+    if plot is not None:
+        paths.append(os.path.join(output_dir, f"{name}.png"))
+        plot(paths[2])
+    return paths
