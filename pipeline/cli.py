@@ -10,6 +10,7 @@ import sys
 from components.example_gen import input_contract
 from components.example_gen.input_contract import InputError
 from pipeline import config as config_lib
+from pipeline import kubeflow as kubeflow_lib
 from serving import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MODEL_NAME
 
 
@@ -34,6 +35,16 @@ def _run(args: argparse.Namespace) -> int:
             print(f"mtrec: report: {error.summary['report']}", file=sys.stderr)
         return 1
     print(run_summary.format_summary(summary) if human else json.dumps(summary, sort_keys=True))
+    return 0
+
+
+def _compile_kubeflow(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO/WARNING lines
+    config = config_lib.load(args.config)
+    target = kubeflow_lib.options(config, args.image, args.pipeline_root, args.data_root, args.serving_dir,
+                                  args.platform, args.output)
+    path = kubeflow_lib.compile_pipeline(config, target)
+    print(f"mtrec: wrote {path}")
     return 0
 
 
@@ -145,6 +156,23 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--verbose", action="store_true", help="show all of TFX's and Beam's logs")
     run.add_argument("--quiet", action="store_true", help="no progress; print only the summary, as JSON")
     run.set_defaults(handler=_run)
+    compile_ = commands.add_parser("compile", help="compile the pipeline for an orchestrator")
+    targets = compile_.add_subparsers(dest="target", required=True)
+    kubeflow = targets.add_parser("kubeflow", help="a Kubeflow Pipelines v2 spec (Vertex AI Pipelines or a KFP "
+                                                   "cluster), with TFX's KubeflowV2DagRunner")
+    kubeflow.add_argument("--image", required=True, help="the pipeline image (built from the Dockerfile)")
+    kubeflow.add_argument("--pipeline-root", required=True,
+                          help="artifacts root every pod reads and writes (gs://... or a mounted absolute path)")
+    kubeflow.add_argument("--config", help="YAML configuration, as for `mtrec run`")
+    kubeflow.add_argument("--data-root", help="shared directory with events.csv and items.csv "
+                                              "(default: data.path of a csv source)")
+    kubeflow.add_argument("--serving-dir", help="where Pusher writes versions (default: PIPELINE_ROOT/serving)")
+    kubeflow.add_argument("--platform", choices=kubeflow_lib.PLATFORMS, default="vertex",
+                          help="vertex: Vertex AI Pipelines, the whole pipeline; kfp: open-source Kubeflow "
+                               "Pipelines, without the baseline Resolvers it cannot run")
+    kubeflow.add_argument("--output", help="pipeline.json (a PipelineJob) for vertex, pipeline.yaml (a "
+                                           "PipelineSpec) for kfp")
+    kubeflow.set_defaults(handler=_compile_kubeflow)
     report = commands.add_parser("report", help="write the HTML report of the latest run in RUN_DIR")
     report.add_argument("run_dir", help="the run's output_dir")
     report.add_argument("--output", help="where to write the page (default: RUN_DIR/report.html)")

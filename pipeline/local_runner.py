@@ -157,26 +157,37 @@ def code_version() -> str:
     return digest.hexdigest()[:16]
 
 
-def stage_schema(paths: RunPaths) -> str:
-    """Copies the curated schema to a path named by its content, and returns that path.
+def staged_schema_path(root: str) -> str:
+    """Where `stage_schema(root)` puts the curated schema: a path named by the schema's content."""
+    import schema
+
+    with open(schema.SCHEMA_FILE, "rb") as handle:
+        return os.path.join(root, "schema", hashlib.sha256(handle.read()).hexdigest()[:16], "schema.pbtxt")
+
+
+def stage_schema(root: str) -> str:
+    """Copies the curated schema to `staged_schema_path(root)`, and returns that path.
 
     ImportSchemaGen's cache key is the schema file's path, not its content: a changed schema at the same path
     would be served from the cache. A content-named path makes a new schema a new input.
     """
     import schema
 
-    with open(schema.SCHEMA_FILE, "rb") as handle:
-        content = handle.read()
-    staged = os.path.join(paths.output_dir, "schema", hashlib.sha256(content).hexdigest()[:16], "schema.pbtxt")
+    staged = staged_schema_path(root)
     if not os.path.isfile(staged):
         os.makedirs(os.path.dirname(staged), exist_ok=True)
-        write_atomically(staged, content)
+        with open(schema.SCHEMA_FILE, "rb") as handle:
+            write_atomically(staged, handle.read())
     return staged
 
 
-def build_pipeline(config: config_lib.RunConfig, paths: RunPaths, data_root: str) -> Any:
-    from tfx import v1 as tfx
+def build_pipeline(config: config_lib.RunConfig, data_root: str, pipeline_root: str, serving_dir: str,
+                   schema_path: str, metadata_connection_config: Any | None, baseline: bool = True) -> Any:
+    """The pipeline of `config` over the given locations: local ones for `run`, shared ones for Kubeflow.
 
+    `metadata_connection_config` is None where the orchestrator brings its own ML Metadata. `baseline`: whether
+    the Evaluator compares against the latest blessed model (see create_pipeline).
+    """
     from pipeline import evaluation
     from pipeline.pipeline import create_pipeline
 
@@ -197,16 +208,17 @@ def build_pipeline(config: config_lib.RunConfig, paths: RunPaths, data_root: str
     }
     return create_pipeline(
         pipeline_name=config.pipeline_name,
-        pipeline_root=paths.pipeline_root,
+        pipeline_root=pipeline_root,
         data_root=data_root,
-        schema_path=stage_schema(paths),
-        serving_model_dir=paths.serving,
+        schema_path=schema_path,
+        serving_model_dir=serving_dir,
         example_gen_args=dataclasses.asdict(config.example_gen),
         transform_config=transform_config,
         trainer_config=trainer_config,
         eval_config=evaluation.eval_config(config.evaluation, config.model.tasks),
         code_version=code_version(),
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata),
+        metadata_connection_config=metadata_connection_config,
+        baseline=baseline,
     )
 
 
@@ -230,7 +242,8 @@ def run(config: config_lib.RunConfig, verbose: bool = False, progress: bool = Tr
     from pipeline import report, run_summary
 
     started = time.time()
-    pipeline = build_pipeline(config, paths, data_root)
+    pipeline = build_pipeline(config, data_root, paths.pipeline_root, paths.serving, stage_schema(paths.output_dir),
+                              tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata))
     _configure_logging(verbose, progress, len(pipeline.components))
     inputs = {"dir": data_root, "events": num_events, "items": num_items}
     try:

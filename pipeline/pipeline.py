@@ -30,11 +30,14 @@ def create_pipeline(
     code_version: str,
     metadata_connection_config: Any | None = None,
     beam_pipeline_args: list[str] | None = None,
+    baseline: bool = True,
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline; every setting arrives as an explicit argument.
 
     `code_version` fingerprints mtrec's code; it is part of the properties of every component that runs mtrec
-    code, so a cached artifact is reused only by the code that wrote it.
+    code, so a cached artifact is reused only by the code that wrote it. `baseline`: whether a Resolver hands the
+    Evaluator the latest blessed model for the change thresholds; without it only the absolute thresholds apply
+    (for orchestrators that cannot run a Resolver, such as open-source Kubeflow Pipelines).
     """
     # Joins events with item text, adds user history, splits train/eval.
     example_gen = EventsExampleGen(input_base=data_root, code_version=code_version, **example_gen_args)
@@ -70,12 +73,12 @@ def create_pipeline(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
+    ).with_id("latest_blessed_model_resolver") if baseline else None
     # Per-task metrics on raw eval examples; blesses the model when every threshold holds.
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
-        baseline_model=model_resolver.outputs["model"],
+        baseline_model=model_resolver.outputs["model"] if model_resolver else None,
         eval_config=eval_config,
     )
     # Blesses the model for serving only when TF Serving registers every op of its graphs.
@@ -92,8 +95,9 @@ def create_pipeline(
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate, transform,
-                    trainer, model_resolver, evaluator, serving_check, pusher],
+        components=[component for component in (
+            example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate, transform, trainer,
+            model_resolver, evaluator, serving_check, pusher) if component is not None],
         enable_cache=True,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or ["--direct_num_workers=1"],

@@ -30,7 +30,8 @@ def test_code_version_is_stable_and_reaches_every_component_running_mtrec_code(t
     assert local_runner.code_version() == local_runner.code_version()
     assert re.fullmatch(r"[0-9a-f]{16}", local_runner.code_version())
     config = config_lib.RunConfig(output_dir=str(tmp_path))
-    pipeline = local_runner.build_pipeline(config, local_runner.RunPaths(str(tmp_path)), str(tmp_path))
+    pipeline = local_runner.build_pipeline(config, str(tmp_path), str(tmp_path / "root"), str(tmp_path / "serving"),
+                                           local_runner.stage_schema(str(tmp_path)), None)
     by_id = {component.id: component for component in pipeline.components}
     version = local_runner.code_version()
     assert by_id["EventsExampleGen"].exec_properties["code_version"] == version
@@ -55,14 +56,14 @@ def test_schema_is_staged_under_its_content_hash(tmp_path):
 
     import schema
 
-    paths = local_runner.RunPaths(str(tmp_path))
-    staged = local_runner.stage_schema(paths)
+    staged = local_runner.stage_schema(str(tmp_path))
     with open(schema.SCHEMA_FILE, "rb") as original:
         content = original.read()
     with open(staged, "rb") as copy:
         assert copy.read() == content
     assert staged == str(tmp_path / "schema" / hashlib.sha256(content).hexdigest()[:16] / "schema.pbtxt")
-    assert local_runner.stage_schema(paths) == staged  # same content, same path: the cache stays valid
+    assert local_runner.staged_schema_path(str(tmp_path)) == staged
+    assert local_runner.stage_schema(str(tmp_path)) == staged  # same content, same path: the cache stays valid
 
 
 def test_quiet_mode_prints_nothing_of_tfx_logs(capsys):
