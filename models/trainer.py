@@ -42,7 +42,7 @@ class TrainingLog:
         learning_rate = float(np.asarray(self.optimizer.learning_rate))
         self.epochs.append({"epoch": epoch + 1, "learning_rate": learning_rate,
                             **{name: float(value) for name, value in (logs or {}).items()}})
-        with open(self.path, "w", encoding="utf-8") as handle:
+        with tf.io.gfile.GFile(self.path, "w") as handle:  # the model_run artifact may be on gs:// (Kubeflow)
             json.dump(self.epochs, handle, indent=2)
 
 

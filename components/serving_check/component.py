@@ -7,6 +7,7 @@ import json
 import os
 
 from tfx import v1 as tfx
+from tfx.dsl.io import fileio
 from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
@@ -21,7 +22,7 @@ def ServingCheck(
     blessing: tfx.dsl.components.OutputArtifact[standard_artifacts.InfraBlessing],
 ) -> None:
     report = ops.check(path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model)))
-    with open(os.path.join(blessing.uri, REPORT_FILE), "w", encoding="utf-8") as handle:
+    with fileio.open(os.path.join(blessing.uri, REPORT_FILE), "w") as handle:  # on gs:// under Kubeflow
         json.dump({"passed": report.passed, "disallowed_ops": list(report.disallowed_ops),
                    "ops": list(report.ops)}, handle, indent=2)
     blessing.set_int_custom_property("blessed", int(report.passed))

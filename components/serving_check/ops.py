@@ -39,10 +39,10 @@ class ServingCheckReport:
 def list_ops(model_dir: str) -> set[str]:
     """Every op type in the SavedModel's graphs, functions included."""
     path = os.path.join(model_dir, "saved_model.pb")
-    if not os.path.isfile(path):
+    if not tf.io.gfile.exists(path):  # tf.io.gfile: the model artifact may be on gs:// (Kubeflow)
         raise FileNotFoundError(f"{model_dir}: no saved_model.pb (not a SavedModel directory)")
     saved_model = saved_model_pb2.SavedModel()
-    with open(path, "rb") as handle:
+    with tf.io.gfile.GFile(path, "rb") as handle:
         saved_model.ParseFromString(handle.read())
     ops: set[str] = set()
     for meta_graph in saved_model.meta_graphs:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
+
 import pytest
 import tensorflow as tf
 import tensorflow_text as tf_text
@@ -24,6 +27,15 @@ def test_core_and_bundled_text_ops_pass(tmp_path, capsys):
     assert report.passed and {"CaseFoldUTF8", "StringUpper"} <= set(report.ops)
     assert cli.main(["check-serving", path]) == 0
     assert "ops are in TF Serving's op set" in capsys.readouterr().out
+
+
+def test_a_model_behind_a_uri_is_read_through_gfile(tmp_path):
+    """Under Kubeflow the model artifact lives on gs://; TensorFlow's ram:// filesystem stands in for it here."""
+    path = _save(tmp_path, lambda text: {"upper": tf.strings.upper(text)})
+    remote = "ram://serving_check_test/model"
+    tf.io.gfile.makedirs(remote)
+    tf.io.gfile.copy(os.path.join(path, "saved_model.pb"), f"{remote}/saved_model.pb", overwrite=True)
+    assert ops.check(remote) == dataclasses.replace(ops.check(path), model_dir=remote)
 
 
 def test_newer_text_op_fails_and_is_named(tmp_path, capsys):
