@@ -49,10 +49,12 @@ def options(config: config_lib.RunConfig, image: str, pipeline_root: str, data_r
             serving_dir: str | None = None, platform: str = "vertex", output: str | None = None) -> Options:
     """The compile options with their defaults filled in; every problem with them in one CompileError.
 
-    The data root defaults to `data.path` of a csv source, the serving dir to PIPELINE_ROOT/serving, the output
-    to pipeline.json (vertex) or pipeline.yaml (kfp). Locations must be URIs (gs://...) or absolute paths that
-    every pod mounts: a relative path would resolve in the pod's working directory, and data that `mtrec run`
-    generates exists only on the machine that generated it.
+    The pipeline root is a URI (gs://...; TFX reads and writes artifacts through tf.io.gfile) or an absolute path
+    that every pod mounts. The data root and the serving dir are absolute mounted paths (e.g. /gcs/BUCKET/... on
+    Vertex AI), because mtrec reads the CSV input and publishes model versions with local file APIs. The data
+    root defaults to `data.path` of a csv source (data that `mtrec run` generates exists only on the machine
+    that generated it), the serving dir to PIPELINE_ROOT/serving for a mounted pipeline root, the output to
+    pipeline.json (vertex) or pipeline.yaml (kfp). A relative path would resolve in each pod's working directory.
     """
     problems = []
     if not image:
@@ -63,21 +65,28 @@ def options(config: config_lib.RunConfig, image: str, pipeline_root: str, data_r
     if platform == "kfp" and not output.endswith(YAML_SUFFIXES):
         problems.append(f"--output: open-source Kubeflow Pipelines reads a PipelineSpec YAML; name it *.yaml, "
                         f"got {output!r}")
+    if not (_URI.match(pipeline_root) or os.path.isabs(pipeline_root)):
+        problems.append(f"--pipeline-root: {pipeline_root!r} must be shared storage that every pod reads: a URI "
+                        f"such as gs://bucket/dir or an absolute path on a mounted volume")
     if data_root is None and config.data.source == "csv":
         data_root = config.data.path
     elif data_root is None:
         problems.append(f"--data-root: required, because the pods cannot read the {config.data.source!r} data "
                         f"that `mtrec run` prepares locally; write it with `mtrec generate` or `mtrec "
                         f"convert-movielens` to shared storage and pass that directory (or use data.source: csv)")
-    for option, value in (("--pipeline-root", pipeline_root), ("--data-root", data_root),
-                          ("--serving-dir", serving_dir)):
-        if value is not None and not (_URI.match(value) or os.path.isabs(value)):
-            problems.append(f"{option}: {value!r} must be shared storage that every pod reads: a URI such as "
-                            f"gs://bucket/dir or an absolute path on a mounted volume")
+    if serving_dir is None and _URI.match(pipeline_root):
+        problems.append("--serving-dir: required when the pipeline root is a URI: the absolute path where every "
+                        "pod mounts the serving storage (e.g. /gcs/BUCKET/serving on Vertex AI)")
+    elif serving_dir is None:
+        serving_dir = os.path.join(pipeline_root, "serving")
+    for option, value in (("--data-root", data_root), ("--serving-dir", serving_dir)):
+        if value is not None and not os.path.isabs(value):
+            problems.append(f"{option}: {value!r} must be an absolute path where every pod mounts the shared "
+                            f"storage (e.g. /gcs/BUCKET/... on Vertex AI): mtrec reads the input and publishes "
+                            f"models with local file APIs")
     if problems:
         raise CompileError("compile kubeflow:\n  " + "\n  ".join(problems))
-    return Options(image, pipeline_root, data_root, serving_dir or os.path.join(pipeline_root, "serving"),
-                   platform, output)
+    return Options(image, pipeline_root, data_root, serving_dir, platform, output)
 
 
 def build(config: config_lib.RunConfig, target: Options) -> Any:

@@ -169,15 +169,19 @@ def stage_schema(root: str) -> str:
     """Copies the curated schema to `staged_schema_path(root)`, and returns that path.
 
     ImportSchemaGen's cache key is the schema file's path, not its content: a changed schema at the same path
-    would be served from the cache. A content-named path makes a new schema a new input.
+    would be served from the cache. A content-named path makes a new schema a new input. Written through TFX's
+    fileio, so `root` may be a URI (a Kubeflow pipeline root on gs://), and renamed into place whole.
     """
+    from tfx.dsl.io import fileio
+
     import schema
 
     staged = staged_schema_path(root)
-    if not os.path.isfile(staged):
-        os.makedirs(os.path.dirname(staged), exist_ok=True)
-        with open(schema.SCHEMA_FILE, "rb") as handle:
-            write_atomically(staged, handle.read())
+    if not fileio.exists(staged):
+        fileio.makedirs(os.path.dirname(staged))
+        with open(schema.SCHEMA_FILE, "rb") as source, fileio.open(staged + ".partial", "wb") as handle:
+            handle.write(source.read())
+        fileio.rename(staged + ".partial", staged, overwrite=True)
     return staged
 
 

@@ -210,25 +210,47 @@ def test_compile_options_report_every_problem_at_once():
     config = config_lib.RunConfig()  # synthetic data: the pods cannot read what `mtrec run` generates
     with pytest.raises(kubeflow.CompileError) as error:
         kubeflow.options(config, "", "runs/root", None, "models", platform="kfp", output="pipeline.json")
+    mounted = ("must be an absolute path where every pod mounts the shared storage (e.g. /gcs/BUCKET/... on "
+               "Vertex AI): mtrec reads the input and publishes models with local file APIs")
     assert str(error.value).splitlines()[1:] == [
         "  --image: required (the pipeline image, built from the Dockerfile)",
         "  --output: open-source Kubeflow Pipelines reads a PipelineSpec YAML; name it *.yaml, got 'pipeline.json'",
+        "  --pipeline-root: 'runs/root' must be shared storage that every pod reads: a URI such as gs://bucket/dir "
+        "or an absolute path on a mounted volume",
         "  --data-root: required, because the pods cannot read the 'synthetic' data that `mtrec run` prepares "
         "locally; write it with `mtrec generate` or `mtrec convert-movielens` to shared storage and pass that "
         "directory (or use data.source: csv)",
-        "  --pipeline-root: 'runs/root' must be shared storage that every pod reads: a URI such as gs://bucket/dir "
-        "or an absolute path on a mounted volume",
-        "  --serving-dir: 'models' must be shared storage that every pod reads: a URI such as gs://bucket/dir or an "
-        "absolute path on a mounted volume",
+        f"  --serving-dir: 'models' {mounted}",
+    ]
+    with pytest.raises(kubeflow.CompileError) as error:
+        kubeflow.options(config, IMAGE, "gs://bucket/root", "gs://bucket/data")
+    assert str(error.value).splitlines()[1:] == [
+        "  --serving-dir: required when the pipeline root is a URI: the absolute path where every pod mounts the "
+        "serving storage (e.g. /gcs/BUCKET/serving on Vertex AI)",
+        f"  --data-root: 'gs://bucket/data' {mounted}",
     ]
 
 
 def test_compile_defaults_come_from_the_config_and_the_platform():
-    config = config_lib.from_dict({"data": {"source": "csv", "path": "gs://bucket/mtrec/data"}})
-    assert kubeflow.options(config, IMAGE, "gs://bucket/mtrec/root") == kubeflow.Options(
-        IMAGE, "gs://bucket/mtrec/root", "gs://bucket/mtrec/data", "gs://bucket/mtrec/root/serving", "vertex",
-        "pipeline.json")
-    assert kubeflow.options(config, IMAGE, "/mnt/mtrec/root", platform="kfp").output == "pipeline.yaml"
+    config = config_lib.from_dict({"data": {"source": "csv", "path": "/mnt/mtrec/data"}})
+    assert kubeflow.options(config, IMAGE, "/mnt/mtrec/root") == kubeflow.Options(
+        IMAGE, "/mnt/mtrec/root", "/mnt/mtrec/data", "/mnt/mtrec/root/serving", "vertex", "pipeline.json")
+    assert kubeflow.options(config, IMAGE, "gs://bucket/root", serving_dir="/gcs/bucket/serving",
+                            platform="kfp").output == "pipeline.yaml"
+
+
+def test_a_uri_pipeline_root_gets_the_staged_schema(tmp_path):
+    """Compiling for a gs:// pipeline root writes the schema there; TensorFlow's ram:// filesystem stands in."""
+    from tfx.dsl.io import fileio
+
+    config = config_lib.RunConfig()
+    target = kubeflow.options(config, IMAGE, "ram://kubeflow_test/root", "/mnt/data", "/mnt/serving")
+    pipeline = kubeflow.build(config, target)
+    schema_file = {node.id: node for node in pipeline.components}["ImportSchemaGen"].exec_properties["schema_file"]
+    assert schema_file == local_runner.staged_schema_path("ram://kubeflow_test/root")
+    # The same content as a local run stages.
+    with fileio.open(schema_file) as staged, open(local_runner.stage_schema(str(tmp_path))) as local:
+        assert staged.read() == local.read()
 
 
 def test_cli_names_bad_options_without_a_traceback(tmp_path, capsys):
