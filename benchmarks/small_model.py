@@ -30,8 +30,9 @@ DATA = synthetic.SyntheticConfig(num_users=40, num_items=30, events_per_user=10,
 def _examples(data_dir: str) -> list[tf.train.Example]:
     items = input_contract.read_items(os.path.join(data_dir, input_contract.ITEMS_FILE))
     by_user: dict[str, list] = {}
-    for event in input_contract.read_events(os.path.join(data_dir, input_contract.EVENTS_FILE), items):
-        by_user.setdefault(event.user_id, []).append((event, items[event.item_id]))
+    for line, event in enumerate(input_contract.read_events(os.path.join(data_dir, input_contract.EVENTS_FILE),
+                                                            items), start=2):
+        by_user.setdefault(event.user_id, []).append((line, event, items[event.item_id]))
     pairs = [pair for events in by_user.values() for pair in executor.user_examples(events, 5, "time", 0.2, 0)]
     train = [example.features.feature for split, example in pairs if split == executor.TRAIN]
     item_counts = collections.Counter(f[features.ITEM_ID].bytes_list.value[0].decode() for f in train)

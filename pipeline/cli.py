@@ -144,7 +144,29 @@ def _benchmark(args: argparse.Namespace) -> int:
                                    log=lambda line: print(f"mtrec: {line}", flush=True))
         print(json.dumps(report["targets"], indent=2))
         print("mtrec: wrote " + ", ".join(movielens.write(report, args.output)))
+    elif args.name == "reliability":
+        _reliability(args)
     return 0
+
+
+def _reliability(args: argparse.Namespace) -> None:
+    import tempfile
+
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers the WordPiece ops of the Transform graph)
+
+    from benchmarks import reliability, small_model
+
+    def log(line: str) -> None:
+        print(f"mtrec: {line}", flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="mtrec-reliability-model-") as work_dir:
+        log("exporting a small model for the serving request cases")
+        _, model_dir = small_model.build(work_dir)
+        model = tf.saved_model.load(model_dir)
+        report = reliability.run(dict(model.signatures), with_kill=not args.quick, log=log)
+    print(json.dumps({key: value for key, value in report.items() if not isinstance(value, list | str)}, indent=2))
+    print("mtrec: wrote " + ", ".join(reliability.write(report, args.output)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,10 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     recommend.add_argument("--model-name", default=DEFAULT_MODEL_NAME)
     recommend.set_defaults(handler=_recommend)
     benchmark = commands.add_parser("benchmark", help="run a benchmark; results go to JSON and markdown")
-    benchmark.add_argument("name", choices=["serving", "movielens"])
+    benchmark.add_argument("name", choices=["serving", "movielens", "reliability"])
     benchmark.add_argument("--data", help="movielens: directory of the GroupLens ML-100K files")
     benchmark.add_argument("--output", default="benchmarks/results")
     benchmark.add_argument("--requests", type=int, default=200, help="timed requests per measurement")
+    benchmark.add_argument("--quick", action="store_true",
+                           help="reliability: leave out the fault that kills and reruns a whole pipeline")
     benchmark.set_defaults(handler=_benchmark)
     args = parser.parse_args(argv)
     try:

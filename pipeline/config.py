@@ -115,6 +115,26 @@ class Evaluation:
     max_rmse_increase: float = 0.1
 
 
+# Features the drift and skew checks may watch: the example features ExampleGen writes, bar the slices.
+DRIFT_FEATURES = ("user_id", "item_id", "clicked", "rating", "title", "description", "categories", "history")
+
+
+@dataclasses.dataclass
+class Validation:
+    """Data checks that stop a run before training. `max_bad_fraction`: the largest share of the rows of
+    events.csv, and of items.csv, that may be quarantined (the run stops above it). `drift`: feature -> the
+    largest distance allowed between this run's training data and that of the last run whose data passed;
+    `skew`: the same between this run's train and eval splits. The distance is the L-infinity distance of the
+    value frequencies for categorical features (ids, clicked, categories, text) and the approximate Jensen-Shannon
+    divergence for numeric ones (rating). A mapping given in YAML replaces the default one."""
+
+    max_bad_fraction: float = 0.05
+    drift: dict[str, float] = dataclasses.field(
+        default_factory=lambda: {"clicked": 0.1, "rating": 0.1, "categories": 0.2})
+    skew: dict[str, float] = dataclasses.field(
+        default_factory=lambda: {"clicked": 0.15, "rating": 0.15, "categories": 0.25})
+
+
 @dataclasses.dataclass
 class RunConfig:
     """`output_dir` receives the converted data, the pipeline root, ML Metadata and the serving directory."""
@@ -127,6 +147,7 @@ class RunConfig:
     model: Model = dataclasses.field(default_factory=Model)
     training: Training = dataclasses.field(default_factory=Training)
     evaluation: Evaluation = dataclasses.field(default_factory=Evaluation)
+    validation: Validation = dataclasses.field(default_factory=Validation)
 
 
 # Values that must be positive, and those that must lie strictly between 0 and 1.
@@ -221,6 +242,7 @@ def _check_run(config: RunConfig, problems: list[str]) -> None:
     if config.data.source != "synthetic" and not config.data.path:
         problems.append(f"data.path: required when data.source is {config.data.source!r}")
     _check_tasks(config.model, problems)
+    _check_validation(config.validation, problems)
     if config.text_encoder.max_length < 3:
         problems.append(f"text_encoder.max_length: must be at least 3 ([CLS], a token, [SEP]), "
                         f"got {config.text_encoder.max_length}")
@@ -229,6 +251,26 @@ def _check_run(config: RunConfig, problems: list[str]) -> None:
         if set(config.text_encoder.backbone) != needed:
             problems.append(f"text_encoder.backbone: needs exactly the keys {sorted(needed)}, "
                             f"got {sorted(config.text_encoder.backbone)}")
+
+
+def _check_validation(validation: Validation, problems: list[str]) -> None:
+    if not 0 <= validation.max_bad_fraction <= 1:
+        problems.append(f"validation.max_bad_fraction: must be between 0 and 1, got {validation.max_bad_fraction}")
+    for check in ("drift", "skew"):
+        for feature, threshold in getattr(validation, check).items():
+            if feature not in DRIFT_FEATURES:
+                problems.append(f"validation.{check}.{feature}: not a feature the check can watch "
+                                f"(one of {list(DRIFT_FEATURES)})")
+            if not 0 < threshold <= 1:
+                problems.append(f"validation.{check}.{feature}: must be in (0, 1], got {threshold}")
+
+
+def _check_training(config: RunConfig, problems: list[str]) -> None:
+    if config.model.type == "tfrs":
+        for name, plain in (("mixed_precision", "none"), ("jit_compile", False)):
+            if getattr(config.training, name) != plain:
+                problems.append(f"training.{name}: the tfrs baseline trains without it, got "
+                                f"{getattr(config.training, name)!r}")
 
 
 def _check_tasks(model: Model, problems: list[str]) -> None:

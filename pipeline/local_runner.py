@@ -157,16 +157,23 @@ def code_version() -> str:
     return digest.hexdigest()[:16]
 
 
-def staged_schema_path(root: str) -> str:
-    """Where `stage_schema(root)` puts the curated schema: a path named by the schema's content."""
+def _schema_text(validation: config_lib.Validation) -> str:
     import schema
 
-    with open(schema.SCHEMA_FILE, "rb") as handle:
-        return os.path.join(root, "schema", hashlib.sha256(handle.read()).hexdigest()[:16], "schema.pbtxt")
+    with open(schema.SCHEMA_FILE, encoding="utf-8") as handle:
+        return schema.with_comparators(handle.read(), validation.drift, validation.skew)
 
 
-def stage_schema(root: str) -> str:
-    """Copies the curated schema to `staged_schema_path(root)`, and returns that path.
+def staged_schema_path(root: str, validation: config_lib.Validation) -> str:
+    """Where `stage_schema` puts the curated schema with the configured drift and skew comparators: a path named
+    by that content."""
+    digest = hashlib.sha256(_schema_text(validation).encode("utf-8")).hexdigest()[:16]
+    return os.path.join(root, "schema", digest, "schema.pbtxt")
+
+
+def stage_schema(root: str, validation: config_lib.Validation) -> str:
+    """Writes the curated schema, with the configured drift and skew comparators, to `staged_schema_path`, and
+    returns that path.
 
     ImportSchemaGen's cache key is the schema file's path, not its content: a changed schema at the same path
     would be served from the cache. A content-named path makes a new schema a new input. Written through TFX's
@@ -174,13 +181,11 @@ def stage_schema(root: str) -> str:
     """
     from tfx.dsl.io import fileio
 
-    import schema
-
-    staged = staged_schema_path(root)
+    staged = staged_schema_path(root, validation)
     if not fileio.exists(staged):
         fileio.makedirs(os.path.dirname(staged))
-        with open(schema.SCHEMA_FILE, "rb") as source, fileio.open(staged + ".partial", "wb") as handle:
-            handle.write(source.read())
+        with fileio.open(staged + ".partial", "w") as handle:
+            handle.write(_schema_text(validation))
         fileio.rename(staged + ".partial", staged, overwrite=True)
     return staged
 
@@ -220,6 +225,7 @@ def build_pipeline(config: config_lib.RunConfig, data_root: str, pipeline_root: 
         transform_config=transform_config,
         trainer_config=trainer_config,
         eval_config=evaluation.eval_config(config.evaluation, config.model.tasks),
+        max_bad_fraction=config.validation.max_bad_fraction,
         code_version=code_version(),
         metadata_connection_config=metadata_connection_config,
         baseline=baseline,
@@ -237,23 +243,30 @@ def run(config: config_lib.RunConfig, verbose: bool = False, progress: bool = Tr
     if os.path.exists(paths.summary):
         os.remove(paths.summary)  # never leave an older success in place while this run is unfinished
     data_root = prepare_data(config, paths)
-    num_events, num_items = input_contract.validate_input_dir(data_root)
+    files = input_contract.check_input_dir(data_root)
     if progress:
-        print(f"mtrec: input {data_root}: {num_events} events, {num_items} items", file=sys.stderr)
+        ignored = "".join(f"; {name} columns not read: {', '.join(columns)}"
+                          for name, columns in files.ignored_columns.items())
+        print(f"mtrec: input {data_root}: {files.event_rows} event rows, {files.item_rows} item rows{ignored}",
+              file=sys.stderr)
 
     from tfx import v1 as tfx
 
     from pipeline import report, run_summary
 
     started = time.time()
-    pipeline = build_pipeline(config, data_root, paths.pipeline_root, paths.serving, stage_schema(paths.output_dir),
+    pipeline = build_pipeline(config, data_root, paths.pipeline_root, paths.serving,
+                              stage_schema(paths.output_dir, config.validation),
                               tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata))
     _configure_logging(verbose, progress, len(pipeline.components))
-    inputs = {"dir": data_root, "events": num_events, "items": num_items}
+    inputs = {"dir": data_root, "events": files.event_rows, "items": files.item_rows,
+              "ignored_columns": files.ignored_columns}
     try:
         tfx.orchestration.LocalDagRunner().run(pipeline)
     except Exception as error:  # noqa: BLE001 - any component failure ends the run with its reason
-        summary = {"status": "failed", "error": run_summary.failure_reason(error), "input": inputs,
+        summary = {"status": "failed", "error": run_summary.failure_reason(error),
+                   "failed_checks": run_summary.failed_checks_of_error(error),
+                   "input": {**inputs, **run_summary.quarantine(paths.metadata)},
                    "output_dir": paths.output_dir, "seconds": round(time.time() - started, 1)}
         try:
             summary["report"] = report.write(paths.output_dir, summary)
@@ -262,7 +275,8 @@ def run(config: config_lib.RunConfig, verbose: bool = False, progress: bool = Tr
         _write_json(paths.summary, summary)
         raise RunFailedError(summary) from error
     summary = run_summary.summarise(paths.metadata)
-    summary.update({"status": "succeeded", "input": inputs, "output_dir": paths.output_dir,
+    summary.update({"status": "succeeded", "input": {**inputs, **run_summary.quarantine(paths.metadata)},
+                    "output_dir": paths.output_dir,
                     "thresholds": dataclasses.asdict(config.evaluation), "seconds": round(time.time() - started, 1)})
     summary["report"] = report.write(paths.output_dir, summary)
     _write_json(paths.summary, summary)  # last: its presence with "succeeded" marks a finished run

@@ -8,13 +8,15 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
-from components.anomalies_gate.component import AnomaliesGate
+from components.data_gate.component import DataGate
+from components.data_validator.component import DataValidator
 from components.example_gen.component import EventsExampleGen
 from components.pusher import executor as pusher_executor
 from components.serving_check.component import ServingCheck
 
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.trainer.run_fn"
+DATA_GATE_ID = "DataGate"
 
 
 def create_pipeline(
@@ -27,6 +29,7 @@ def create_pipeline(
     transform_config: dict[str, Any],
     trainer_config: dict[str, Any],
     eval_config: tfma.EvalConfig,
+    max_bad_fraction: float,
     code_version: str,
     metadata_connection_config: Any | None = None,
     beam_pipeline_args: list[str] | None = None,
@@ -35,21 +38,32 @@ def create_pipeline(
     """Builds the pipeline; every setting arrives as an explicit argument.
 
     `code_version` fingerprints mtrec's code; it is part of the properties of every component that runs mtrec
-    code, so a cached artifact is reused only by the code that wrote it. `baseline`: whether a Resolver hands the
-    Evaluator the latest blessed model for the change thresholds; without it only the absolute thresholds apply
-    (for orchestrators that cannot run a Resolver, such as open-source Kubeflow Pipelines).
+    code, so a cached artifact is reused only by the code that wrote it. `baseline`: whether Resolvers hand the
+    Evaluator the latest blessed model for the change thresholds, and DataValidator the last validated statistics
+    for the drift check; without them only the absolute thresholds and the schema and skew checks apply (for
+    orchestrators that cannot run a Resolver, such as open-source Kubeflow Pipelines).
     """
     # Joins events with item text, adds user history, splits train/eval.
     example_gen = EventsExampleGen(input_base=data_root, code_version=code_version, **example_gen_args)
-    # Statistics of every split.
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     # The curated, checked-in schema.
     schema_gen = tfx.components.ImportSchemaGen(schema_file=schema_path)
-    # Anomalies of the statistics against the schema ...
-    example_validator = tfx.components.ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
-    # ... stop the run before any preprocessing or training.
-    anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
+    # Statistics of every split; the schema makes categorical ints (clicked) categorical, as drift and skew need.
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"],
+                                                  schema=schema_gen.outputs["schema"])
+    # The statistics of the last run whose data passed the gate: the baseline of the drift check.
+    baseline_statistics = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+        statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics,
+                                   producer_component_id=DATA_GATE_ID, output_key="validated_statistics"),
+    ).with_id("latest_validated_statistics_resolver") if baseline else None
+    # Anomalies against the schema, drift against the baseline, skew between train and eval ...
+    data_validator = DataValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"],
+        baseline_statistics=baseline_statistics.outputs["statistics"] if baseline_statistics else None)
+    # ... and too many quarantined rows stop the run before any preprocessing or training.
+    data_gate = DataGate(
+        examples=example_gen.outputs["examples"], statistics=statistics_gen.outputs["statistics"],
+        anomalies=data_validator.outputs["anomalies"], max_bad_fraction=max_bad_fraction).with_id(DATA_GATE_ID)
     # Vocabularies, WordPiece tokenization and labels, inside the graph.
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
@@ -57,7 +71,7 @@ def create_pipeline(
         preprocessing_fn=PREPROCESSING_FN,
         custom_config={**transform_config, "code_version": code_version},
     )
-    transform.add_upstream_node(anomalies_gate)
+    transform.add_upstream_node(data_gate)
     # The Keras 3 multi-task model, exported with the Transform graph inside.
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
@@ -96,8 +110,8 @@ def create_pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
         components=[component for component in (
-            example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate, transform, trainer,
-            model_resolver, evaluator, serving_check, pusher) if component is not None],
+            example_gen, schema_gen, statistics_gen, baseline_statistics, data_validator, data_gate, transform,
+            trainer, model_resolver, evaluator, serving_check, pusher) if component is not None],
         enable_cache=True,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or ["--direct_num_workers=1"],

@@ -20,7 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
 
-from components.anomalies_gate.component import describe_anomalies  # noqa: E402
+from components.data_gate.component import describe_anomalies  # noqa: E402
 from models import features  # noqa: E402
 from models.trainer import TRAINING_LOG_FILE  # noqa: E402
 from pipeline import run_summary  # noqa: E402
@@ -96,11 +96,17 @@ def _feature_rows(dataset: Any) -> list[list[Any]]:
 
 def _data_section(artifacts: dict[str, list[Any]], summary: dict[str, Any]) -> str:
     parts = ['<section id="data"><h2>Data</h2>']
-    quarantined = summary.get("input", {}).get("quarantined_rows", 0)
     if "input" in summary:
-        parts.append(f"<p>Input <code>{_e(summary['input']['dir'])}</code>: {summary['input']['events']:,} events, "
-                     f"{summary['input']['items']:,} items; {quarantined} rows quarantined (the input contract "
-                     "rejects a run with a bad row rather than dropping it).</p>")
+        given = summary["input"]
+        parts.append(f"<p>Input <code>{_e(given['dir'])}</code>: {given['events']:,} event rows, "
+                     f"{given['items']:,} item rows.</p>")
+        rows = [[name, counts["rows"], counts["quarantined"],
+                 ", ".join(f"{column}: {n}" for column, n in sorted(counts["by_column"].items())) or "-"]
+                for name, counts in sorted(given.get("quarantine", {}).items())]
+        if rows:
+            parts.append(_table(["file", "rows", "quarantined", "by column"], rows))
+            parts.append(f"<p>Quarantined rows, with the reason for each: <code>{_e(given['quarantine_file'])}"
+                         "</code>.</p>")
     statistics = run_summary.produced_by(artifacts, "ExampleStatistics", "StatisticsGen")
     if statistics:
         by_split = _load_statistics(statistics)
@@ -122,11 +128,12 @@ def _data_section(artifacts: dict[str, list[Any]], summary: dict[str, Any]) -> s
             parts.append(f"<h3>Features of the {_e(split)} split</h3>")
             parts.append(_table(["feature", "present", "missing", "values per example", "statistics"],
                                 _feature_rows(dataset)))
-    anomalies = run_summary.produced_by(artifacts, "ExampleAnomalies", "ExampleValidator")
+    anomalies = run_summary.produced_by(artifacts, "ExampleAnomalies", "DataValidator")
     if anomalies:
         problems = describe_anomalies(anomalies.uri, run_summary.split_names(anomalies))
-        verdict = ('<p class="ok">ExampleValidator: no anomalies against the curated schema.</p>' if not problems
-                   else '<p class="bad">ExampleValidator found anomalies:</p><ul>'
+        verdict = ('<p class="ok">DataValidator: no anomalies against the curated schema, no drift from the last '
+                   'validated run and no skew between train and eval beyond the thresholds.</p>' if not problems
+                   else '<p class="bad">DataValidator found anomalies:</p><ul>'
                    + "".join(f"<li>{_e(p)}</li>" for p in problems) + "</ul>")
         parts.append(verdict)
     parts.append("</section>")

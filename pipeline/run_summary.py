@@ -11,6 +11,7 @@ import tensorflow_model_analysis as tfma
 from google.protobuf import text_format
 from ml_metadata.proto import metadata_store_pb2
 
+from components.example_gen import executor as example_gen_executor
 from components.serving_check.component import REPORT_FILE
 
 PIPELINE_RUN_CONTEXT = "pipeline_run"
@@ -128,7 +129,44 @@ def summarise(metadata_path: str) -> dict[str, Any]:
             summary["pushed_to"] = artifact_property(pushed, "pushed_destination")
     for model in artifacts.get("Model", [])[-1:]:
         summary["model"] = model.uri
+    summary["failed_checks"] = failed_checks(summary)
     return summary
+
+
+def quarantine(metadata_path: str) -> dict[str, Any]:
+    """The quarantine of the newest run's input: {"quarantine": {file: row counts}, "quarantine_file": path},
+    from its ExampleGen's Examples artifact (empty when ExampleGen did not finish)."""
+    if not os.path.isfile(metadata_path):
+        return {}
+    examples = produced_by(latest_run_artifacts(open_store(metadata_path)), "Examples", "EventsExampleGen")
+    counts = artifact_property(examples, example_gen_executor.ROW_COUNTS_PROPERTY) if examples else None
+    if not counts:
+        return {}
+    return {"quarantine": json.loads(counts),
+            "quarantine_file": os.path.join(examples.uri, example_gen_executor.QUARANTINE_DIR,
+                                            example_gen_executor.QUARANTINE_FILE)}
+
+
+def failed_checks_of_error(error: BaseException) -> list[str]:
+    """Which check stopped a failed run: the data gate (quarantine share, schema, drift, skew), or none (the run
+    failed for another reason, named in its error)."""
+    text = str(error)
+    if "DataAnomaliesError" in text or "the data is not fit to train on" in text:
+        return ["data gate"]
+    return []
+
+
+def failed_checks(summary: dict[str, Any]) -> list[str]:
+    """Which checks kept a finished run's model from being pushed."""
+    checks = []
+    failures = summary.get("failed_thresholds", [])
+    if any("change vs baseline" not in failure for failure in failures):
+        checks.append("evaluator thresholds")
+    if any("change vs baseline" in failure for failure in failures):
+        checks.append("change thresholds against the latest blessed model")
+    if summary.get("serving_check") and not summary["serving_check"]["passed"]:
+        checks.append("serving check")
+    return checks
 
 
 def failure_reason(error: BaseException) -> str:
@@ -156,7 +194,12 @@ def format_summary(summary: dict[str, Any]) -> str:
     if summary.get("pushed"):
         lines.append(f"  pushed to {summary['pushed_to']}")
     elif summary["status"] == "succeeded":
-        lines.append("  NOT pushed: a check failed (above), so the serving directory is unchanged")
+        lines.append(f"  NOT pushed: {', '.join(summary.get('failed_checks') or ['a check'])} failed (above), so the "
+                     "serving directory is unchanged")
+    for name, counts in sorted(summary.get("input", {}).get("quarantine", {}).items()):
+        if counts["quarantined"]:
+            lines.append(f"  {name}: {counts['quarantined']} of {counts['rows']} rows quarantined, see "
+                         f"{summary['input']['quarantine_file']}")
     if summary.get("report"):
         lines.append(f"  report: {summary['report']}")
     return "\n".join(lines)

@@ -2,8 +2,9 @@
 
 Like TF Serving's default version policy it serves the newest version under `--model-dir` (numeric
 subdirectories, as Pusher writes them) and watches for newer ones. A new version is loaded beside the old
-one and swapped in only once it loaded, so no request fails during a swap; a version that does not load is
-logged and skipped until it changes.
+one and swapped in only once it loaded, so no request fails during a swap; a version that does not load, or
+whose manifest (written by mtrec's Pusher) shows it damaged since it was published, is logged and skipped until
+it changes.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the WordPiece ops of the Transform graph)
 
-from serving import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MODEL_NAME, rest
+from serving import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MODEL_NAME, rest, versions
 
 _PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?(?P<rest>/metadata|:predict)?$")
 log = logging.getLogger(__name__)
@@ -31,14 +32,6 @@ class LoadedModel:
     version: int
     signatures: dict[str, Any]
     model: Any  # keeps the loaded object, and so its variables, alive
-
-
-def versions(model_dir: str) -> list[int]:
-    """Numeric version subdirectories that hold a saved_model.pb, oldest first."""
-    if not os.path.isdir(model_dir):
-        return []
-    return sorted(int(name) for name in os.listdir(model_dir)
-                  if name.isdigit() and os.path.isfile(os.path.join(model_dir, name, "saved_model.pb")))
 
 
 class ModelRepository:
@@ -58,7 +51,7 @@ class ModelRepository:
 
     def refresh(self) -> None:
         """Loads the newest version if it is newer than the served one."""
-        available = versions(self.model_dir)
+        available = versions.versions(self.model_dir)
         if not available or (self._current and available[-1] <= self._current.version):
             return
         version = available[-1]
@@ -67,6 +60,9 @@ class ModelRepository:
         if self._failed.get(version) == mtime:
             return
         try:
+            damage = versions.damage(path) if os.path.isfile(os.path.join(path, versions.MANIFEST_FILE)) else []
+            if damage:
+                raise ValueError(f"damaged since it was published: {'; '.join(damage[:3])}")
             model = tf.saved_model.load(path)
         except Exception as error:  # noqa: BLE001 - a broken version must not stop the served one
             log.error("mtrec serve: version %d did not load, still serving %s: %s", version,

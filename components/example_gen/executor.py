@@ -1,16 +1,25 @@
-"""Beam executor of EventsExampleGen: CSV rows -> joined, history-enriched, split tf.Examples."""
+"""Beam executor of EventsExampleGen: CSV rows -> joined, history-enriched, split tf.Examples.
+
+Rows that break the contract, name an item the catalogue lacks (or quarantined), or repeat an earlier event are
+not dropped: they are written with their reason to `quarantine/quarantine.jsonl` inside the Examples artifact,
+and their counts become custom properties of the artifact, which the data gate checks against the configured
+maximum share.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import os
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
 import tensorflow as tf
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
-from tfx.types import standard_component_specs
+from tfx.types import artifact_utils, standard_component_specs
 
 from components.example_gen import input_contract
 from models import features
@@ -24,6 +33,14 @@ SEED_KEY = "seed"
 # A fingerprint of mtrec's own code: part of the execution properties, so that ML Metadata's cache never
 # hands examples written by older code to newer code.
 CODE_VERSION_KEY = "code_version"
+# Where the quarantined rows and the row counts go, inside the Examples artifact.
+QUARANTINE_DIR = "quarantine"
+QUARANTINE_FILE = "quarantine.jsonl"
+ROW_COUNTS_FILE = "row_counts.json"
+# Custom properties of the Examples artifact: {file: {"rows": n, "quarantined": n, "by_column": {...}}} as JSON.
+ROW_COUNTS_PROPERTY = "mtrec_row_counts"
+# How far past the run's start an event's timestamp may lie (clock skew between the log writer and this host).
+FUTURE_TOLERANCE_SECONDS = 24 * 3600
 # Train-split event counts -> slice names: (lowest count of the bucket, name), ascending.
 POPULARITY_BUCKETS = ((0, "cold"), (1, "rare"), (10, "medium"), (50, "popular"))
 ACTIVITY_BUCKETS = ((0, "new"), (1, "light"), (10, "regular"), (50, "heavy"))
@@ -54,19 +71,30 @@ def _random_is_eval(event: input_contract.Event, eval_fraction: float, seed: int
 
 
 def user_examples(
-    events: Iterable[tuple[input_contract.Event, input_contract.Item]],
+    events: Iterable[tuple[int, input_contract.Event, input_contract.Item]],
     history_length: int,
     split: str,
     eval_fraction: float,
     seed: int,
-) -> Iterator[tuple[str, tf.train.Example]]:
-    """Yields (split, example) for one user's events.
+) -> Iterator[tuple[str, tf.train.Example] | input_contract.BadRow]:
+    """Yields (split, example) for each of one user's (line, event, item), and a BadRow for each repeat of an
+    earlier line's event (same user, item and timestamp).
 
     The history of an event holds the item ids of the user's events with a strictly earlier timestamp, most
     recent first, so no event sees its own item or anything at or after its own time. With the "time" split,
     the latest `eval_fraction` of the user's events (at least one, if the user has two or more) go to eval.
     """
-    ordered = sorted(events, key=lambda pair: (pair[0].timestamp, pair[0].item_id))
+    ordered = []
+    first_line: dict[tuple[str, int], int] = {}
+    for line, event, item in sorted(events, key=lambda entry: (entry[1].timestamp, entry[1].item_id, entry[0])):
+        key = (event.item_id, event.timestamp)
+        if key in first_line:
+            yield input_contract.BadRow(
+                input_contract.EVENTS_FILE, line, None,
+                f"duplicate of line {first_line[key]} (same user, item and timestamp)", _event_row(event))
+            continue
+        first_line[key] = line
+        ordered.append((event, item))
     num_eval = 0
     if split == "time" and len(ordered) >= 2:
         num_eval = min(len(ordered) - 1, max(1, round(len(ordered) * eval_fraction)))
@@ -80,6 +108,10 @@ def user_examples(
         else:
             is_eval = _random_is_eval(event, eval_fraction, seed)
         yield (EVAL if is_eval else TRAIN), to_example(event, item, history)
+
+
+def _event_row(event: input_contract.Event) -> dict[str, str]:
+    return {name: str(value) for name, value in dataclasses.asdict(event).items()}
 
 
 def bucket(count: int, buckets: tuple[tuple[int, str], ...]) -> str:
@@ -106,42 +138,103 @@ def _train_counts(examples: beam.PCollection, key: str, label: str) -> beam.PCol
             | f"Count{label}" >> beam.combiners.Count.PerElement())
 
 
-def _attach_item(joined: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[str, tuple]]:
+def _attach_item(joined: tuple[str, dict[str, list[Any]]]
+                 ) -> Iterator[tuple[str, tuple] | input_contract.BadRow]:
+    """(user, (line, event, item)) for the events of one item id; BadRows when the catalogue lacks the item."""
     item_id, group = joined
-    if not group["items"]:
-        line, _ = group["events"][0]
-        raise input_contract.InputError(
-            f"{input_contract.EVENTS_FILE}, line {line}, column '{features.ITEM_ID}': item {item_id!r} is not in "
-            f"the item catalogue")
-    item = group["items"][0]
-    for _, event in group["events"]:
-        yield event.user_id, (event, item)
+    items = [entry for entry in group["items"] if isinstance(entry, input_contract.Item)]
+    if items:
+        for line, event in group["events"]:
+            yield event.user_id, (line, event, items[0])
+        return
+    if group["items"]:
+        quarantined = group["items"][0]
+        reason = f"item {item_id!r} is quarantined ({quarantined.describe()})"
+    else:
+        reason = f"item {item_id!r} is not in the item catalogue"
+    for line, event in group["events"]:
+        yield input_contract.BadRow(input_contract.EVENTS_FILE, line, features.ITEM_ID, reason, _event_row(event))
+
+
+def _catalogue_entries(path: str) -> Iterator[tuple[str, input_contract.Item | input_contract.BadRow]]:
+    """(item id, item) for readable items; (item id, BadRow) for quarantined ones, so their events can say why."""
+    items, bad = input_contract.screen_items(path)
+    yield from items.items()
+    for row in bad:
+        yield row.row.get(features.ITEM_ID, "").strip(), row
+
+
+def _is_bad(entry: Any) -> bool:
+    return isinstance(entry, input_contract.BadRow)
+
+
+def _split_bad(pcoll: beam.PCollection, label: str) -> tuple[beam.PCollection, beam.PCollection]:
+    """(good elements, BadRows) of a collection that mixes both."""
+    good, bad = pcoll | f"Split{label}" >> beam.Partition(lambda entry, _: int(_is_bad(entry)), 2)
+    return good, bad
+
+
+def row_counts(event_rows: int, item_rows: int, bad: Iterable[input_contract.BadRow]) -> dict[str, dict[str, Any]]:
+    """{file: {"rows": read, "quarantined": n, "by_column": {column or "row": n}}} for both input files."""
+    counts = {input_contract.EVENTS_FILE: {"rows": event_rows, "quarantined": 0, "by_column": {}},
+              input_contract.ITEMS_FILE: {"rows": item_rows, "quarantined": 0, "by_column": {}}}
+    for row in bad:
+        entry = counts[row.file]
+        entry["quarantined"] += 1
+        column = row.column or "row"
+        entry["by_column"][column] = entry["by_column"].get(column, 0) + 1
+    return counts
+
+
+@beam.ptransform_fn
+def _WriteQuarantine(bad: beam.PCollection, event_rows: beam.PCollection, item_rows: beam.PCollection,
+                     quarantine_dir: str) -> None:
+    """Writes the BadRows (one JSON object a line, sorted by file and line) and the row counts."""
+    rows = bad | "Collect" >> beam.combiners.ToList()
+    _ = (rows
+         | "SortRows" >> beam.FlatMap(lambda found: [row.to_json() for row in sorted(
+             found, key=lambda row: (row.file, row.line, row.reason))])
+         | "WriteRows" >> beam.io.WriteToText(os.path.join(quarantine_dir, QUARANTINE_FILE), num_shards=1,
+                                              shard_name_template=""))
+    _ = (rows
+         | "Count" >> beam.Map(lambda found, events, items: json.dumps(row_counts(events, items, found)),
+                               events=beam.pvalue.AsSingleton(event_rows), items=beam.pvalue.AsSingleton(item_rows))
+         | "WriteCounts" >> beam.io.WriteToText(os.path.join(quarantine_dir, ROW_COUNTS_FILE), num_shards=1,
+                                                shard_name_template=""))
 
 
 @beam.ptransform_fn
 def EventsToSplitExamples(
-    pipeline: beam.Pipeline, input_dir: str, history_length: int, split: str, eval_fraction: float, seed: int
+    pipeline: beam.Pipeline, input_dir: str, history_length: int, split: str, eval_fraction: float, seed: int,
+    quarantine_dir: str, max_timestamp: int | None = None,
 ) -> dict[str, beam.PCollection]:
-    """Reads the two CSV files of `input_dir`; returns {'train': examples, 'eval': examples}."""
-    items = (
+    """Reads the two CSV files of `input_dir`; returns {'train': examples, 'eval': examples} and writes the
+    quarantined rows and row counts to `quarantine_dir`. Events after `max_timestamp` are quarantined."""
+    catalogue = (
         pipeline
         | "ItemsPath" >> beam.Create([os.path.join(input_dir, input_contract.ITEMS_FILE)])
-        | "ReadItems" >> beam.FlatMap(lambda path: input_contract.read_items(path).items())
+        | "ReadItems" >> beam.FlatMap(_catalogue_entries)
     )
-    events = (
+    screened = (
         pipeline
         | "EventsPath" >> beam.Create([os.path.join(input_dir, input_contract.EVENTS_FILE)])
-        | "ReadEvents" >> beam.FlatMap(input_contract.iter_events)
-        | "KeyByItem" >> beam.Map(lambda line_event: (line_event[1].item_id, line_event))
+        | "ReadEvents" >> beam.FlatMap(input_contract.screen_events, max_timestamp=max_timestamp)
     )
-    examples = (
-        {"items": items, "events": events}
+    events, bad_events = _split_bad(screened, "Events")
+    attached, unknown_items = _split_bad(
+        {"items": catalogue, "events": events | "KeyByItem" >> beam.Map(lambda entry: (entry[1].item_id, entry))}
         | "JoinItemText" >> beam.CoGroupByKey()
-        | "AttachItem" >> beam.FlatMap(_attach_item)
+        | "AttachItem" >> beam.FlatMap(_attach_item), "Attached")
+    examples, duplicates = _split_bad(
+        attached
         | "GroupByUser" >> beam.GroupByKey()
         | "AddHistoryAndSplit" >> beam.FlatMap(
-            lambda user: user_examples(user[1], history_length, split, eval_fraction, seed))
-    )
+            lambda user: user_examples(user[1], history_length, split, eval_fraction, seed)), "Examples")
+    bad_items = catalogue | "BadItems" >> beam.FlatMap(lambda entry: [entry[1]] if _is_bad(entry[1]) else [])
+    _ = ((bad_items, bad_events, unknown_items, duplicates) | "AllBad" >> beam.Flatten()
+         | "Quarantine" >> _WriteQuarantine(
+             screened | "CountEventRows" >> beam.combiners.Count.Globally(),
+             catalogue | "CountItemRows" >> beam.combiners.Count.Globally(), quarantine_dir))
     examples = examples | "AddSlices" >> beam.Map(
         add_slices,
         item_counts=beam.pvalue.AsDict(_train_counts(examples, features.ITEM_ID, "Items")),
@@ -153,11 +246,30 @@ def EventsToSplitExamples(
     }
 
 
+def read_row_counts(examples_uri: str) -> dict[str, dict[str, Any]]:
+    with open(os.path.join(examples_uri, QUARANTINE_DIR, ROW_COUNTS_FILE), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
 class Executor(BaseExampleGenExecutor):
     """Overrides GenerateExamplesByBeam: the join, history and split need the whole input, not one file."""
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         return EventsToSplitExamples
+
+    def Do(self, input_dict: dict[str, list[Any]], output_dict: dict[str, list[Any]],
+           exec_properties: dict[str, Any]) -> None:
+        examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
+        self._quarantine_dir = os.path.join(examples.uri, QUARANTINE_DIR)
+        self._max_timestamp = int(time.time()) + FUTURE_TOLERANCE_SECONDS
+        super().Do(input_dict, output_dict, exec_properties)
+        counts = read_row_counts(examples.uri)
+        usable = counts[input_contract.EVENTS_FILE]["rows"] - counts[input_contract.EVENTS_FILE]["quarantined"]
+        if not usable:
+            raise input_contract.InputError(
+                f"{os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], input_contract.EVENTS_FILE)}"
+                f": no usable events; every row is quarantined ({counts[input_contract.EVENTS_FILE]['by_column']})")
+        examples.set_string_custom_property(ROW_COUNTS_PROPERTY, json.dumps(counts, sort_keys=True))
 
     def GenerateExamplesByBeam(self, pipeline: beam.Pipeline, exec_properties: dict[str, Any]
                                ) -> dict[str, beam.PCollection]:
@@ -167,4 +279,6 @@ class Executor(BaseExampleGenExecutor):
             split=exec_properties[SPLIT_KEY],
             eval_fraction=exec_properties[EVAL_FRACTION_KEY],
             seed=exec_properties[SEED_KEY],
+            quarantine_dir=self._quarantine_dir,
+            max_timestamp=self._max_timestamp,
         )

@@ -16,6 +16,11 @@ def _event(user, item, timestamp):
 ITEM = {name: input_contract.Item(name, f"title {name}", "", ("c",)) for name in "abcdef"}
 
 
+def _attached(events):
+    """(line, event, item) triples, as the join hands them to user_examples."""
+    return [(line, event, ITEM[event.item_id]) for line, event in enumerate(events, start=2)]
+
+
 def _values(example, key):
     feature = example.features.feature[key]
     return [v.decode() for v in feature.bytes_list.value] or list(feature.int64_list.value)
@@ -23,7 +28,7 @@ def _values(example, key):
 
 def test_history_holds_only_strictly_earlier_items_most_recent_first():
     events = [_event("u", "a", 10), _event("u", "b", 20), _event("u", "c", 20), _event("u", "d", 30)]
-    out = list(executor.user_examples([(e, ITEM[e.item_id]) for e in reversed(events)], history_length=5,
+    out = list(executor.user_examples(_attached(reversed(events)), history_length=5,
                                       split="time", eval_fraction=0.25, seed=0))
     history = {_values(ex, features.ITEM_ID)[0]: _values(ex, features.HISTORY) for _, ex in out}
     # b and c share a timestamp: neither sees the other.
@@ -32,23 +37,33 @@ def test_history_holds_only_strictly_earlier_items_most_recent_first():
 
 def test_history_is_truncated_to_its_length():
     events = [_event("u", item, t) for t, item in enumerate("abcde")]
-    out = list(executor.user_examples([(e, ITEM[e.item_id]) for e in events], 2, "time", 0.2, 0))
+    out = list(executor.user_examples(_attached(events), 2, "time", 0.2, 0))
     assert _values(out[-1][1], features.HISTORY) == ["d", "c"]
 
 
 def test_time_split_puts_each_users_latest_events_in_eval():
     events = [_event("u", item, t) for t, item in enumerate("abcdef")]
-    out = list(executor.user_examples([(e, ITEM[e.item_id]) for e in events], 5, "time", 0.34, 0))
+    out = list(executor.user_examples(_attached(events), 5, "time", 0.34, 0))
     assert [split for split, _ in out] == ["train"] * 4 + ["eval"] * 2
 
 
+def test_a_repeated_event_is_quarantined_and_left_out_of_history_and_split():
+    events = [_event("u", "a", 1), _event("u", "b", 2), _event("u", "a", 1), _event("u", "c", 3)]
+    out = list(executor.user_examples(_attached(events), 5, "time", 0.34, 0))
+    [duplicate] = [entry for entry in out if isinstance(entry, input_contract.BadRow)]
+    assert duplicate.describe() == "events.csv, line 4: duplicate of line 2 (same user, item and timestamp)"
+    examples = [entry for entry in out if not isinstance(entry, input_contract.BadRow)]
+    assert [_values(ex, features.HISTORY) for _, ex in examples] == [[], ["a"], ["b", "a"]]
+    assert [split for split, _ in examples] == ["train", "train", "eval"]
+
+
 def test_a_single_event_user_stays_in_train():
-    out = list(executor.user_examples([(_event("u", "a", 1), ITEM["a"])], 5, "time", 0.5, 0))
+    out = list(executor.user_examples(_attached([_event("u", "a", 1)]), 5, "time", 0.5, 0))
     assert [split for split, _ in out] == ["train"]
 
 
 def test_random_split_is_seeded():
-    events = [(_event(f"u{i}", "a", i), ITEM["a"]) for i in range(400)]
+    events = _attached([_event(f"u{i}", "a", i) for i in range(400)])
 
     def splits(seed):
         return [s for e in events for s, _ in executor.user_examples([e], 5, "random", 0.25, seed)]
@@ -70,7 +85,8 @@ def test_beam_pipeline_joins_item_text_and_splits(tmp_path):
                 _values(example, features.ITEM_POPULARITY)[0])
 
     with beam.Pipeline() as pipeline:
-        splits = pipeline | executor.EventsToSplitExamples(str(tmp_path), 3, "time", 0.5, 0)
+        splits = pipeline | executor.EventsToSplitExamples(str(tmp_path), 3, "time", 0.5, 0,
+                                                           str(tmp_path / "quarantine"))
         beam_util.assert_that(splits["train"] | "T" >> beam.Map(summary),
                               beam_util.equal_to([("u1", "Rocket", ("space", "sky"), (), "rare"),
                                                   ("u2", "Bread", ("cooking",), (), "rare")]), label="train")

@@ -1,5 +1,6 @@
 """Properties of the CSV reader (hypothesis): what a CSV writer wrote reads back equal, on the line it starts on;
-garbage reads or fails with an InputError naming the file and a line; bad numbers fail naming their column."""
+garbage reads, or fails with an InputError naming the file and a line, or quarantines rows naming file and line;
+bad numbers are quarantined naming their column."""
 
 from __future__ import annotations
 
@@ -91,10 +92,10 @@ def test_written_items_and_events_read_back_equal(directory, items, data, quote_
     assert input_contract.read_items(items_path) == expected_items
     expected_events = [input_contract.Event(user.strip(), item.strip(), timestamp, clicked, rating)
                        for user, item, timestamp, clicked, rating in events]
-    assert [event for _, event in input_contract.iter_events(events_path)] == expected_events
-    assert [line for line, _ in input_contract.iter_events(events_path)] == event_lines
-    assert list(input_contract.read_events(events_path, expected_items)) == expected_events
-    assert input_contract.validate_input_dir(directory) == (len(events), len(items))
+    screened = list(input_contract.screen_events(events_path))
+    assert [event for _, event in screened] == expected_events
+    assert [line for line, _ in screened] == event_lines
+    assert input_contract.check_input_dir(directory) == input_contract.InputFiles(len(events), len(items), {})
 
 
 def _file_level(message: str, path: str) -> bool:
@@ -103,17 +104,20 @@ def _file_level(message: str, path: str) -> bool:
 
 
 def _check_garbage(path: str, data: bytes) -> None:
-    for read in (input_contract.read_items, lambda p: list(input_contract.iter_events(p))):
+    lines = len(LINE_BREAK.findall(data.decode("utf-8", "replace"))) + 1
+    for read in (lambda p: input_contract.screen_items(p)[1], lambda p: list(input_contract.screen_events(p))):
         try:
-            read(path)
+            entries = read(path)
         except input_contract.InputError as error:
             message = str(error)
             assert message.startswith(path), message
             line = re.search(r"\bline (\d+)", message)
             assert line or _file_level(message, path), message
             if line:
-                lines = len(LINE_BREAK.findall(data.decode("utf-8", "replace"))) + 1
                 assert 1 <= int(line.group(1)) <= lines, message
+            continue
+        for bad in (entry for entry in entries if isinstance(entry, input_contract.BadRow)):
+            assert bad.file == os.path.basename(path) and 2 <= bad.line <= lines, bad
 
 
 # Mostly CSV's own characters, so that quoting, field counts and numbers go wrong in every way.
@@ -166,9 +170,9 @@ def test_bad_numbers_name_their_column(directory, data, column, padding):
            features.RATING: "4", column: padding + value + padding}
     text, _ = _csv_text(EVENT_HEADER, [[row[name] for name in EVENT_HEADER]], quote_all=False, crlf=True)
     path = _write(directory, input_contract.EVENTS_FILE, text)
-    with pytest.raises(input_contract.InputError) as raised:
-        list(input_contract.iter_events(path))
-    assert str(raised.value).startswith(f"{path}, line 2, column '{column}': "), str(raised.value)
+    [bad] = list(input_contract.screen_events(path))
+    assert isinstance(bad, input_contract.BadRow)
+    assert bad.describe().startswith(f"{input_contract.EVENTS_FILE}, line 2, column '{column}': "), bad
 
 
 def _python_float(text: str) -> bool:
@@ -196,5 +200,5 @@ def test_plain_decimal_ratings_are_read_exactly(directory, value, form):
     assume(abs(float(text)) <= 3.4028234663852886e38)
     rows = [["u", "i", "1", "0", text]]
     path = _write(directory, input_contract.EVENTS_FILE, _csv_text(EVENT_HEADER, rows, False, True)[0])
-    [(_, event)] = list(input_contract.iter_events(path))
+    [(_, event)] = list(input_contract.screen_events(path))
     assert event.rating == float(text)

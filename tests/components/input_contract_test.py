@@ -1,4 +1,5 @@
-"""Bad input at the boundary: one clear message naming file, line and column."""
+"""The input contract's two kinds of fault: a file fault rejects the run with one message naming the file (and
+line); a row fault makes a BadRow naming file, line and column, for the quarantine."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 
 import pytest
 
+from benchmarks import reliability
 from components.example_gen import input_contract
 
 ITEMS = "item_id,title,description,categories\ni1,Space Rocket,A rocket.,space\ni2,Bread,Oven bread.,cooking|baking\n"
@@ -21,7 +23,16 @@ def _write(directory, events=EVENTS, items=ITEMS):
 
 
 def test_valid_input_is_counted(tmp_path):
-    assert input_contract.validate_input_dir(_write(tmp_path)) == (2, 2)
+    assert input_contract.check_input_dir(_write(tmp_path)) == input_contract.InputFiles(2, 2, {})
+
+
+def test_extra_columns_are_accepted_and_reported(tmp_path):
+    directory = _write(tmp_path, "user_id,item_id,timestamp,clicked,rating,device\nu1,i1,100,1,5,phone\n",
+                       ITEMS.replace("categories\n", "categories,price\n", 1))
+    found = input_contract.check_input_dir(directory)
+    assert found.ignored_columns == {"events.csv": ["device"], "items.csv": ["price"]}
+    assert [event for _, event in input_contract.screen_events(os.path.join(directory, "events.csv"))] == [
+        input_contract.Event("u1", "i1", 100, 1, 5.0)]
 
 
 def test_categories_are_split(tmp_path):
@@ -29,33 +40,46 @@ def test_categories_are_split(tmp_path):
     assert items["i2"].categories == ("cooking", "baking")
 
 
-@pytest.mark.parametrize(("events", "items", "message"), [
-    (None, ITEMS, r"events\.csv: input file not found"),
-    (EVENTS, None, r"items\.csv: input file not found"),
-    ("", ITEMS, r"events\.csv: the file is empty"),
-    ("user_id,item_id,timestamp,clicked\nu1,i1,1,1\n", ITEMS,
-     r"events\.csv: missing required column\(s\) \['rating'\]"),
-    (EVENTS, "item_id,description\ni1,x\n", r"items\.csv: missing required column\(s\) \['title'\]"),
-    (EVENTS + "u2,i9,300,1,4\n", ITEMS,
-     r"events\.csv, line 4, column 'item_id': item 'i9' is not in the item catalogue"),
-    (EVENTS + "u2,i1,soon,1,4\n", ITEMS, r"events\.csv, line 4, column 'timestamp': 'soon' is not int"),
-    (EVENTS + "u2,i1,300,1,nan\n", ITEMS, r"events\.csv, line 4, column 'rating': 'nan' is not a finite number"),
-    (EVENTS + "u2,i1,300,2,4\n", ITEMS, r"events\.csv, line 4, column 'clicked': 2 is not 0 or 1"),
-    (EVENTS + "u2,i1,-5,1,4\n", ITEMS, r"events\.csv, line 4, column 'timestamp': -5 is negative"),
-    (EVENTS + ",i1,300,1,4\n", ITEMS, r"events\.csv, line 4, column 'user_id': empty value"),
-    (EVENTS + "u2,i1,300,1,4,extra\n", ITEMS, r"events\.csv, line 4: 6 fields, but the header has 5"),
-    (EVENTS, ITEMS + "i1,Again,,\n", r"items\.csv, line 4, column 'item_id': item 'i1' already defined on line 2"),
-    (EVENTS, "item_id,title\n", r"items\.csv: no items"),
-    ("user_id,item_id,timestamp,clicked,rating\n", ITEMS, r"events\.csv: no events"),
-])
-def test_bad_input_names_file_line_and_column(tmp_path, events, items, message):
-    with pytest.raises(input_contract.InputError, match=message):
-        input_contract.validate_input_dir(_write(tmp_path, events, items))
+@pytest.mark.parametrize("case", reliability.FILE_CASES, ids=lambda case: case.name)
+def test_file_faults_reject_the_run_naming_the_file(tmp_path, case):
+    directory = reliability.write_case(str(tmp_path), case.events, case.items, case.encoding)
+    with pytest.raises(input_contract.InputError, match=case.message):
+        input_contract.check_input_dir(directory)
 
 
-def test_invalid_utf8_is_reported(tmp_path):
-    _write(tmp_path)
-    with open(os.path.join(tmp_path, input_contract.ITEMS_FILE), "wb") as handle:
-        handle.write(b"item_id,title\ni1,caf\xe9\n")
-    with pytest.raises(input_contract.InputError, match=r"items\.csv: not valid UTF-8"):
-        input_contract.validate_input_dir(str(tmp_path))
+def _bad_rows(path):
+    return [entry for entry in input_contract.screen_events(path) if isinstance(entry, input_contract.BadRow)]
+
+
+def test_row_faults_become_bad_rows_and_good_rows_are_kept(tmp_path):
+    directory = _write(tmp_path, EVENTS + "u2,i1,soon,1,4\nu3,i2,50,1,3\n")
+    entries = list(input_contract.screen_events(os.path.join(directory, "events.csv")))
+    assert [entry for entry in entries if not isinstance(entry, input_contract.BadRow)] == [
+        (2, input_contract.Event("u1", "i1", 100, 1, 5.0)), (3, input_contract.Event("u1", "i2", 200, 0, 2.0)),
+        (5, input_contract.Event("u3", "i2", 50, 1, 3.0))]
+    [bad] = _bad_rows(os.path.join(directory, "events.csv"))
+    assert bad.describe() == "events.csv, line 4, column 'timestamp': 'soon' is not int"
+
+
+def test_future_events_are_bad_rows_only_past_the_limit(tmp_path):
+    path = os.path.join(_write(tmp_path, EVENTS + "u2,i1,300,1,4\n"), "events.csv")
+    assert [bad.reason for bad in _bad_rows(path)] == []
+    [bad] = [entry for entry in input_contract.screen_events(path, max_timestamp=250)
+             if isinstance(entry, input_contract.BadRow)]
+    assert (bad.line, bad.column, bad.reason) == (4, "timestamp", "300 is in the future (after 250)")
+
+
+def test_items_without_a_title_or_repeated_are_quarantined(tmp_path):
+    directory = _write(tmp_path, items=ITEMS + "i3,,only a description,x\ni1,Again,,\n")
+    items, bad = input_contract.screen_items(os.path.join(directory, "items.csv"))
+    assert sorted(items) == ["i1", "i2"] and items["i1"].title == "Space Rocket"
+    assert [row.describe() for row in bad] == ["items.csv, line 4, column 'title': empty value",
+                                               "items.csv, line 5, column 'item_id': item 'i1' already defined on "
+                                               "line 2"]
+
+
+def test_a_catalogue_without_usable_items_is_a_file_fault(tmp_path):
+    directory = _write(tmp_path, items="item_id,title\ni1,\ni2,\n")
+    with pytest.raises(input_contract.InputError, match=r"items\.csv: no items \(all 2 rows are quarantined, e\.g\. "
+                                                        r"items\.csv, line 2, column 'title': empty value\)"):
+        input_contract.read_items(os.path.join(directory, "items.csv"))

@@ -16,8 +16,8 @@ from pipeline import cli, local_runner
 from pipeline import report as report_lib
 from tests import browser
 
-COMPONENTS = ("EventsExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "AnomaliesGate",
-              "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "ServingCheck", "Pusher")
+COMPONENTS = ("EventsExampleGen", "StatisticsGen", "ImportSchemaGen", "DataValidator", "DataGate", "Transform",
+              "Trainer", "Evaluator", "ServingCheck", "Pusher")
 
 SCORE_PUSHED_MODEL = r"""
 import json, sys
@@ -71,8 +71,7 @@ def finished_run(tmp_path_factory):
 def test_every_component_ran(finished_run):
     output_dir, _ = finished_run
     for component in COMPONENTS:
-        if component != "latest_blessed_model_resolver":  # a resolver writes no artifacts
-            assert os.listdir(output_dir / "pipeline_root" / component), component
+        assert os.listdir(output_dir / "pipeline_root" / component), component
 
 
 def test_model_learns_and_is_blessed_and_pushed(finished_run):
@@ -83,8 +82,12 @@ def test_model_learns_and_is_blessed_and_pushed(finished_run):
     assert summary["metrics"]["rating"]["root_mean_squared_error"] < 1.5
     assert summary["blessed"] is True and summary["failed_thresholds"] == []
     assert summary["serving_check"] == {"passed": True, "disallowed_ops": []}
-    assert summary["pushed"] is True
+    assert summary["pushed"] is True and summary["failed_checks"] == []
     assert os.path.isfile(os.path.join(summary["pushed_to"], "saved_model.pb"))
+    # Nothing of the generated input was quarantined, and every row is accounted for.
+    assert summary["input"]["quarantine"] == {
+        "events.csv": {"rows": summary["input"]["events"], "quarantined": 0, "by_column": {}},
+        "items.csv": {"rows": summary["input"]["items"], "quarantined": 0, "by_column": {}}}
 
 
 def test_pushed_model_scores_examples_in_a_fresh_process(finished_run):
@@ -134,6 +137,7 @@ def test_unblessed_model_is_not_pushed_and_the_summary_says_why(finished_run, tm
     assert summary["status"] == "succeeded"
     assert summary["blessed"] is False and summary["pushed"] is False
     assert any(failure.startswith("click/auc") for failure in summary["failed_thresholds"])
+    assert summary["failed_checks"] == ["evaluator thresholds"]
     report = (output_dir / "report.html").read_text()
     assert "Not blessed" in report and "click/auc" in report
     assert "loss curves per task" in report  # the cached Trainer's training log is still found

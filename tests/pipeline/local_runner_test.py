@@ -31,7 +31,7 @@ def test_code_version_is_stable_and_reaches_every_component_running_mtrec_code(t
     assert re.fullmatch(r"[0-9a-f]{16}", local_runner.code_version())
     config = config_lib.RunConfig(output_dir=str(tmp_path))
     pipeline = local_runner.build_pipeline(config, str(tmp_path), str(tmp_path / "root"), str(tmp_path / "serving"),
-                                           local_runner.stage_schema(str(tmp_path)), None)
+                                           local_runner.stage_schema(str(tmp_path), config.validation), None)
     by_id = {component.id: component for component in pipeline.components}
     version = local_runner.code_version()
     assert by_id["EventsExampleGen"].exec_properties["code_version"] == version
@@ -51,19 +51,26 @@ def test_identical_regenerated_data_is_kept_in_place(tmp_path):
     assert not os.path.exists(paths.data + ".partial")
 
 
-def test_schema_is_staged_under_its_content_hash(tmp_path):
+def test_schema_is_staged_with_the_comparators_under_its_content_hash(tmp_path):
     import hashlib
 
-    import schema
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
 
-    staged = local_runner.stage_schema(str(tmp_path))
-    with open(schema.SCHEMA_FILE, "rb") as original:
-        content = original.read()
-    with open(staged, "rb") as copy:
-        assert copy.read() == content
-    assert staged == str(tmp_path / "schema" / hashlib.sha256(content).hexdigest()[:16] / "schema.pbtxt")
-    assert local_runner.staged_schema_path(str(tmp_path)) == staged
-    assert local_runner.stage_schema(str(tmp_path)) == staged  # same content, same path: the cache stays valid
+    validation = config_lib.Validation(drift={"rating": 0.3, "categories": 0.2}, skew={"clicked": 0.1})
+    staged = local_runner.stage_schema(str(tmp_path), validation)
+    with open(staged, encoding="utf-8") as copy:
+        content = copy.read()
+    features = {feature.name: feature for feature in text_format.Parse(content, schema_pb2.Schema()).feature}
+    assert features["rating"].drift_comparator.jensen_shannon_divergence.threshold == 0.3  # numeric
+    assert features["categories"].drift_comparator.infinity_norm.threshold == 0.2  # categorical
+    assert features["clicked"].skew_comparator.infinity_norm.threshold == 0.1  # a categorical int
+    assert not features["user_id"].HasField("drift_comparator")
+    assert staged == str(tmp_path / "schema" / hashlib.sha256(content.encode()).hexdigest()[:16] / "schema.pbtxt")
+    assert local_runner.staged_schema_path(str(tmp_path), validation) == staged
+    assert local_runner.stage_schema(str(tmp_path), validation) == staged  # same content, same path
+    other = local_runner.stage_schema(str(tmp_path), config_lib.Validation(drift={"rating": 0.5}))
+    assert other != staged  # new thresholds, new schema input: the cache cannot serve the old one
 
 
 def test_quiet_mode_prints_nothing_of_tfx_logs(capsys):

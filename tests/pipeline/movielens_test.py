@@ -41,4 +41,7 @@ def test_malformed_rating_line_is_named(tmp_path):
 @pytest.mark.skipif(not os.path.isdir(SHARED_ML100K), reason="../shared/data/movielens-100k is not present")
 def test_real_movielens_100k(tmp_path):
     movielens.convert(SHARED_ML100K, str(tmp_path))
-    assert input_contract.validate_input_dir(str(tmp_path)) == (100_000, 1682)
+    assert input_contract.check_input_dir(str(tmp_path)) == input_contract.InputFiles(100_000, 1682, {})
+    items, bad = input_contract.screen_items(str(tmp_path / input_contract.ITEMS_FILE))
+    assert bad == [] and len(list(input_contract.read_events(str(tmp_path / input_contract.EVENTS_FILE), items))) \
+        == 100_000

@@ -21,8 +21,9 @@ def test_same_config_same_bytes(tmp_path):
 
 
 def test_output_follows_the_contract(small_data_dir):
-    events, items = input_contract.validate_input_dir(small_data_dir)
-    assert items == SMALL.num_items
+    items, bad = input_contract.screen_items(os.path.join(small_data_dir, input_contract.ITEMS_FILE))
+    assert bad == [] and len(items) == SMALL.num_items
+    events = len(list(input_contract.read_events(os.path.join(small_data_dir, input_contract.EVENTS_FILE), items)))
     assert SMALL.num_users * SMALL.events_per_user // 2 <= events <= SMALL.num_users * SMALL.events_per_user * 3 // 2
 
 

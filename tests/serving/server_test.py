@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from pipeline import cli
-from serving import client
+from serving import client, versions
 from serving.server import ModelServer
 
 
@@ -119,26 +119,43 @@ def test_hot_swap_under_concurrent_requests_drops_nothing(server):
     for thread in threads:
         thread.start()
     time.sleep(0.5)
-    # Written beside the served version, then moved into place whole, as a push should.
-    shutil.copytree(base / "1", base / "tmp-2")
-    (base / "tmp-2").rename(base / "2")
+    # Published as the Pusher does: staged beside the served version, then renamed into place whole.
+    published = versions.publish(str(base / "1"), str(base))
     deadline = time.time() + 60
-    while running.repository.current.version != 2 and time.time() < deadline:
+    while running.repository.current.version != int(published) and time.time() < deadline:
         time.sleep(0.1)
     time.sleep(0.5)
     stop.set()
     for thread in threads:
         thread.join()
-    assert running.repository.current.version == 2
-    assert _request(f"{url}/v1/models/mtrec")[1]["model_version_status"][0]["version"] == "2"
+    assert running.repository.current.version == int(published)
+    assert _request(f"{url}/v1/models/mtrec")[1]["model_version_status"][0]["version"] == published
     assert failures == [] and len(answered) > 10
 
 
 def test_a_broken_version_is_skipped_and_the_served_one_stays(server):
     running, base, url = server
     served = running.repository.current.version
-    (base / "50").mkdir()
-    (base / "50" / "saved_model.pb").write_bytes(b"not a SavedModel")
+    broken = base / str(served + 1)  # newer than the served version, so the server tries it
+    broken.mkdir()
+    (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
     running.repository.refresh()
     assert running.repository.current.version == served
     assert _request(f"{url}/v1/models/mtrec")[0] == 200
+    shutil.rmtree(broken)
+
+
+def test_a_version_damaged_after_it_was_published_is_not_served(server):
+    """A flipped byte in the variables still loads in TensorFlow; the manifest is what catches it."""
+    running, base, url = server
+    served = running.repository.current.version
+    published = versions.publish(str(base / str(served)), str(base))
+    variables = base / published / "variables" / "variables.data-00000-of-00001"
+    data = bytearray(variables.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    variables.write_bytes(bytes(data))
+    assert versions.damage(str(base / published)) == [
+        "variables/variables.data-00000-of-00001: changed (size or SHA-256 differs)"]
+    running.repository.refresh()
+    assert running.repository.current.version == served
+    assert _request(f"{url}/v1/models/mtrec")[1]["model_version_status"][0]["version"] == str(served)
