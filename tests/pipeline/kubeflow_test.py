@@ -13,6 +13,7 @@ from google.protobuf import json_format, message
 
 from pipeline import cli, evaluation, kubeflow, local_runner
 from pipeline import config as config_lib
+from tests import kfp_local
 
 IMAGE = "europe-docker.pkg.dev/project/mtrec/pipeline:1.2"
 # Non-default values in every section the components read, so that defaults cannot hide a lost setting.
@@ -79,16 +80,6 @@ def _node_id(task: str, ids: set[str]) -> str:
     return task
 
 
-def _topological_order(tasks) -> list[str]:
-    order: list[str] = []
-    while len(order) < len(tasks):
-        ready = sorted(name for name, task in tasks.items()
-                       if name not in order and set(task.dependent_tasks) <= set(order))
-        assert ready, f"a dependency cycle among {sorted(set(tasks) - set(order))}"
-        order += ready
-    return order
-
-
 def _executors(compiled: Compiled) -> dict:
     return json_format.MessageToDict(compiled.spec.deployment_spec)["executors"]
 
@@ -107,7 +98,7 @@ def test_spec_holds_every_component_with_its_dependencies(platform, request):
         node = by_id[_node_id(name, set(by_id))]
         upstream = {_node_id(dependency, set(by_id)) for dependency in task.dependent_tasks} - {node.id}
         assert upstream == {upstream_node.id for upstream_node in node.upstream_nodes}, name
-    order = [_node_id(task, set(by_id)) for task in _topological_order(tasks)]
+    order = [_node_id(task, set(by_id)) for task in kfp_local.topological_order(compiled.spec)]
     assert order[0] in ("EventsExampleGen", "ImportSchemaGen") and order[-1] == "Pusher"
     assert order.index("Evaluator") > order.index("Trainer") > order.index("Transform") > order.index(
         "StatisticsGen")
@@ -202,7 +193,7 @@ def test_locations_are_the_shared_ones(vertex):
     assert destination.filesystem.base_directory == target.serving_dir
     # The schema the pods import is staged under the pipeline root, with the configured comparators.
     schema_file = _parameter(vertex, "ImportSchemaGen", "schema_file")
-    assert schema_file == local_runner.staged_schema_path(target.pipeline_root)
+    assert schema_file == local_runner.staged_schema_path(target.pipeline_root, vertex.config.validation)
     assert os.path.isfile(schema_file)
 
 
@@ -247,9 +238,9 @@ def test_a_uri_pipeline_root_gets_the_staged_schema(tmp_path):
     target = kubeflow.options(config, IMAGE, "ram://kubeflow_test/root", "/mnt/data", "/mnt/serving")
     pipeline = kubeflow.build(config, target)
     schema_file = {node.id: node for node in pipeline.components}["ImportSchemaGen"].exec_properties["schema_file"]
-    assert schema_file == local_runner.staged_schema_path("ram://kubeflow_test/root")
+    assert schema_file == local_runner.staged_schema_path("ram://kubeflow_test/root", config.validation)
     # The same content as a local run stages.
-    with fileio.open(schema_file) as staged, open(local_runner.stage_schema(str(tmp_path))) as local:
+    with fileio.open(schema_file) as staged, open(local_runner.stage_schema(str(tmp_path), config.validation)) as local:
         assert staged.read() == local.read()
 
 
