@@ -250,8 +250,9 @@ def mtrec_config(job: Job, settings: Settings) -> dict[str, Any]:
     model = dataclasses.replace(config.Model(), architecture=job.architecture, use_categories=not ids_only)
     text = config.TextEncoder(preset=settings.text_preset, mode=job.text_mode, max_length=settings.text_max_length,
                               backbone=settings.text_backbone)
+    training = config.Training(batch_size=settings.batch_size, learning_rate=settings.learning_rate, seed=settings.seed)
     return {"model": {**dataclasses.asdict(model), "tasks": TASKS}, "text_encoder": dataclasses.asdict(text),
-            "training": {"seed": settings.seed, "learning_rate": settings.learning_rate}}
+            "training": dataclasses.asdict(training)}
 
 
 def _fit_dataset(columns: dict[str, np.ndarray], batch_size: int, seed: int, reshuffle: bool) -> Any:
@@ -273,8 +274,10 @@ def _build(job: Job, settings: Settings, train: dict[str, np.ndarray]) -> Any:
     if job.kind == "tfrs":
         tasks = [{"type": "retrieval", "weight": job.retrieval_weight},
                  {"type": "regression", "weight": job.rating_weight}]
+        from pipeline.config import Training
+
         config = {"model": {"type": "tfrs", "embedding_dim": 32, "tasks": tasks},
-                  "training": {"learning_rate": TFRS_TRAINING["learning_rate"]}}
+                  "training": dataclasses.asdict(Training(**TFRS_TRAINING))}
         columns = {key: train[key] for key in (features.USER_INDEX, features.ITEM_INDEX, "item_id",
                                                features.transformed_label(features.RATING_TASK))}
         # The tutorial shuffles once and caches: every epoch sees the same batches.

@@ -7,6 +7,7 @@ from typing import Any
 import keras
 import keras_rs
 import numpy as np
+import tensorflow as tf
 
 from models import features
 from models import tasks as tasks_module
@@ -55,8 +56,9 @@ class MultiTaskRecommender(keras.Model):
         self.architecture = architecture
         self.loss_balancing = loss_balancing
         self.task_towers = {task.name: MLP(tower_units, name=f"{task.name}_tower") for task in self.ranking_tasks}
+        # Heads compute in float32 under mixed precision too: predictions and logits feed losses and serving.
         self.heads = {task.name: keras.layers.Dense(
-            1, bias_initializer=keras.initializers.Constant(label_means.get(task.name, 0.0)),
+            1, bias_initializer=keras.initializers.Constant(label_means.get(task.name, 0.0)), dtype="float32",
             name=f"{task.name}_head") for task in self.ranking_tasks}
         self.loss_trackers = {task.name: keras.metrics.Mean(name=f"{task.name}_loss") for task in self.tasks}
         self.aucs = {task.name: keras.metrics.AUC(name=f"{task.name}_auc")
@@ -92,7 +94,11 @@ class MultiTaskRecommender(keras.Model):
 
     def compute_loss(self, x: dict[str, Any] | None = None, y: Any = None, y_pred: dict[str, Any] | None = None,
                      sample_weight: Any = None, training: bool = True) -> Any:
-        """Labels travel inside `x` (Transform writes them beside the features), so `y` is unused."""
+        """Labels travel inside `x` (Transform writes them beside the features), so `y` is unused.
+
+        Under a distribution strategy, each task loss is this replica's share of the global batch's loss (see
+        models.tasks), and the total is divided by the number of replicas, as Keras's own losses are: the
+        gradients Keras sums over the replicas are then those of the global batch."""
         losses = {}
         if self.retrieval is not None:
             item_ids = x[features.ITEM_INDEX]
@@ -113,7 +119,8 @@ class MultiTaskRecommender(keras.Model):
         for name, loss in losses.items():
             self.loss_trackers[name].update_state(loss)
         total = self.loss_balancing(losses)
-        return total + sum(self.losses) if self.losses else total
+        total = total + sum(self.losses) if self.losses else total
+        return total / tf.distribute.get_strategy().num_replicas_in_sync
 
     @property
     def metrics(self) -> list[keras.metrics.Metric]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import keras
 import keras_rs
+import tensorflow as tf
 
 RETRIEVAL, BINARY, REGRESSION = "retrieval", "binary", "regression"
 TASK_TYPES = (RETRIEVAL, BINARY, REGRESSION)
@@ -57,30 +58,72 @@ def retrieval_loss(user_embeddings: Any, item_embeddings: Any, item_ids: Any, we
     `log_sampling_probability` (each batch item's log frequency), the logits get the logQ correction (KerasRS
     SamplingProbabilityCorrection): in-batch negatives are drawn by popularity, and without the correction the
     model learns to push popular items down. Embeddings are L2-normalised; `temperature` sets the sharpness.
+    Under a distribution strategy the batch is the global one: each replica's users score the items of every
+    replica, so the negatives do not depend on how many replicas share the batch.
     """
     users = keras.ops.normalize(user_embeddings, axis=-1)
-    items = keras.ops.normalize(item_embeddings, axis=-1)
+    items, start = _all_replicas(keras.ops.normalize(item_embeddings, axis=-1))
+    all_item_ids, _ = _all_replicas(item_ids)
     logits = keras.ops.matmul(users, keras.ops.transpose(items)) / temperature
-    diagonal = keras.ops.eye(keras.ops.shape(logits)[0], dtype="bool")
+    own = keras.ops.one_hot(start + keras.ops.arange(keras.ops.shape(users)[0]), keras.ops.shape(items)[0],
+                            dtype="bool")
     if log_sampling_probability is not None:
-        probability = keras.ops.exp(keras.ops.cast(log_sampling_probability, logits.dtype))
+        log_q, _ = _all_replicas(keras.ops.cast(log_sampling_probability, logits.dtype))
         logits = keras_rs.layers.SamplingProbabilityCorrection()(
-            logits, keras.ops.broadcast_to(keras.ops.expand_dims(probability, 0), keras.ops.shape(logits)))
-    same_item = keras.ops.equal(keras.ops.expand_dims(item_ids, 1), keras.ops.expand_dims(item_ids, 0))
-    logits = keras.ops.where(keras.ops.logical_and(same_item, keras.ops.logical_not(diagonal)), -1e9, logits)
-    per_row = keras.losses.categorical_crossentropy(keras.ops.cast(diagonal, logits.dtype), logits,
-                                                    from_logits=True)
+            logits, keras.ops.broadcast_to(keras.ops.expand_dims(keras.ops.exp(log_q), 0), keras.ops.shape(logits)))
+    same_item = keras.ops.equal(keras.ops.expand_dims(item_ids, 1), keras.ops.expand_dims(all_item_ids, 0))
+    logits = keras.ops.where(keras.ops.logical_and(same_item, keras.ops.logical_not(own)), -1e9, logits)
+    per_row = keras.losses.categorical_crossentropy(keras.ops.cast(own, logits.dtype), logits, from_logits=True)
     weights = keras.ops.cast(weights, per_row.dtype)
-    return keras.ops.sum(per_row * weights) / keras.ops.maximum(keras.ops.sum(weights), 1.0)
+    return _global_mean(keras.ops.sum(per_row * weights), keras.ops.sum(weights))
 
 
 def binary_loss(labels: Any, logits: Any) -> Any:
     """Binary cross-entropy of a binary head."""
     labels = keras.ops.cast(labels, logits.dtype)
-    return keras.ops.mean(keras.losses.binary_crossentropy(
-        keras.ops.expand_dims(labels, -1), keras.ops.expand_dims(logits, -1), from_logits=True))
+    per_row = keras.losses.binary_crossentropy(
+        keras.ops.expand_dims(labels, -1), keras.ops.expand_dims(logits, -1), from_logits=True)
+    return _global_mean(keras.ops.sum(per_row), _rows(per_row))
 
 
 def regression_loss(labels: Any, predictions: Any) -> Any:
     """Mean squared error of a regression head."""
-    return keras.ops.mean(keras.ops.square(keras.ops.cast(labels, predictions.dtype) - predictions))
+    squared = keras.ops.square(keras.ops.cast(labels, predictions.dtype) - predictions)
+    return _global_mean(keras.ops.sum(squared), _rows(squared))
+
+
+# === Losses over the global batch ===
+# Under a tf.distribute strategy every replica computes the loss of its share of the batch, and Keras averages
+# the replicas' losses. Each loss here is therefore this replica's sum over the global count, times the number
+# of replicas: the replicas' average is then exactly the loss of the whole batch, also when the shares differ
+# in size (the last batch of an epoch).
+
+
+def _replicas() -> tf.distribute.ReplicaContext | None:
+    """The replica context while a step runs on more than one replica; None otherwise."""
+    context = tf.distribute.get_replica_context()
+    return context if context is not None and context.num_replicas_in_sync > 1 else None
+
+
+def _rows(values: Any) -> Any:
+    return keras.ops.cast(keras.ops.shape(values)[0], values.dtype)
+
+
+def _global_mean(total: Any, count: Any) -> Any:
+    """`total / count` over the global batch, from this replica's `total` and `count` (see above)."""
+    context = _replicas()
+    if context is None:
+        return total / keras.ops.maximum(count, 1.0)
+    global_count = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.stop_gradient(count))
+    return total * context.num_replicas_in_sync / keras.ops.maximum(global_count, 1.0)
+
+
+def _all_replicas(rows: Any) -> tuple[Any, Any]:
+    """Every replica's `rows`, concatenated in replica order, and the index of this replica's first row there.
+
+    The gather passes gradients back to the replica each row came from."""
+    context = _replicas()
+    if context is None:
+        return rows, 0
+    sizes = context.all_gather(tf.shape(rows)[:1], axis=0)
+    return context.all_gather(rows, axis=0), keras.ops.sum(sizes[:context.replica_id_in_sync_group])

@@ -113,9 +113,22 @@ class TextEncoder(keras.layers.Layer):
         return cls(**config)
 
 
+# A row of token ids -> two polynomial hashes modulo a 31-bit prime, one int64 key. Integer arithmetic that
+# never overflows, so eager TF, graphs and XLA agree on every key.
+_HASH_MODULUS = 2**31 - 1
+_HASH_BASES = (1_000_003, 999_983)
+
+
 def _text_keys(token_ids: Any) -> tf.Tensor:
-    """One exact string key per row of token ids: equal texts (after tokenization) share a key."""
-    return tf.strings.reduce_join(tf.strings.as_string(token_ids), axis=-1, separator=",")
+    """One int64 key per row of token ids (batch, length): equal texts (after tokenization) share a key, and
+    different texts almost never do (a clash only costs a lookup miss, see CachedTextEncoder)."""
+    ids = tf.cast(token_ids, tf.int64) % _HASH_MODULUS
+    length = ids.shape[-1]
+    halves = []
+    for base in _HASH_BASES:
+        powers = tf.constant([pow(base, length - 1 - j, _HASH_MODULUS) for j in range(length)], tf.int64)
+        halves.append(tf.reduce_sum(ids * powers % _HASH_MODULUS, axis=-1) % _HASH_MODULUS)
+    return halves[0] * 2**31 + halves[1]
 
 
 class CachedTextEncoder(keras.layers.Layer):
@@ -124,6 +137,8 @@ class CachedTextEncoder(keras.layers.Layer):
     A frozen encoder gives the same vector for the same text every time, so running BERT once per event and
     epoch only burns compute. `build_cache` encodes the catalogue once; `call` gathers the cached vectors and
     runs the encoder only for a batch that holds a text outside the cache (an item unknown at training time).
+    The lookup is a binary search over the texts' int64 keys followed by an exact comparison of the tokens, so
+    it needs no string ops or hash tables and compiles with XLA.
 
     Args:
         encoder: TextEncoder. Frozen (trainable_layers=0).
@@ -132,35 +147,41 @@ class CachedTextEncoder(keras.layers.Layer):
     def __init__(self, encoder: TextEncoder, **kwargs: Any):
         super().__init__(trainable=False, **kwargs)
         self.encoder = encoder
-        self.table: tf.lookup.StaticHashTable | None = None
+        # The distinct texts, in ascending order of their keys: keys, token ids and encoded vectors.
+        self.keys: Any = None
+        self.token_ids: Any = None
         self.vectors: Any = None
 
     def build_cache(self, token_ids: Any, padding_mask: Any, batch_size: int = 256) -> int:
         """Encodes the distinct texts among the rows given; returns how many were encoded."""
-        keys = _text_keys(token_ids).numpy()
-        _, first = np.unique(keys, return_index=True)
-        first = np.sort(first)
-        token_ids, padding_mask = np.asarray(token_ids)[first], np.asarray(padding_mask)[first]
+        token_ids = np.asarray(token_ids, np.int64)
+        _, first = np.unique(token_ids, axis=0, return_index=True)
+        keys = _text_keys(token_ids[first]).numpy()
+        order = first[np.argsort(keys, kind="stable")]
+        token_ids, padding_mask = token_ids[order], np.asarray(padding_mask)[order]
         vectors = [keras.ops.convert_to_numpy(self.encoder({
             features.TEXT_TOKEN_IDS: token_ids[start:start + batch_size],
             features.TEXT_PADDING_MASK: padding_mask[start:start + batch_size]}))
-            for start in range(0, len(first), batch_size)]
-        matrix = np.concatenate(vectors, axis=0)
-        self.vectors = self.add_weight(shape=matrix.shape, initializer="zeros", trainable=False,
-                                       name="cached_text_vectors")
-        self.vectors.assign(matrix)
-        self.table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(tf.constant(keys[first]), tf.range(len(first), dtype=tf.int64)),
-            default_value=-1)
-        return len(first)
+            for start in range(0, len(order), batch_size)]
+        for name, value in (("keys", np.sort(keys, kind="stable")), ("token_ids", token_ids),
+                            ("vectors", np.concatenate(vectors, axis=0))):
+            weight = self.add_weight(shape=value.shape, initializer="zeros", trainable=False,
+                                     dtype=None if name == "vectors" else "int64", name=f"cached_text_{name}")
+            weight.assign(value)
+            setattr(self, name, weight)
+        return len(order)
 
     def call(self, inputs: dict[str, Any]) -> Any:
-        if self.table is None:
+        if self.keys is None:
             return self.encoder(inputs)
-        rows = self.table.lookup(_text_keys(inputs[features.TEXT_TOKEN_IDS]))
-        return tf.cond(tf.reduce_all(rows >= 0),
-                       lambda: tf.gather(self.vectors, tf.maximum(rows, 0)),
-                       lambda: self.encoder(inputs))
+        token_ids = tf.cast(inputs[features.TEXT_TOKEN_IDS], tf.int64)
+        keys = _text_keys(token_ids)
+        rows = tf.minimum(tf.searchsorted(self.keys, keys), tf.shape(self.keys, out_type=tf.int32)[0] - 1)
+        found = tf.logical_and(tf.equal(tf.gather(self.keys, rows), keys),
+                               tf.reduce_all(tf.equal(tf.gather(self.token_ids, rows), token_ids), axis=-1))
+        # Frozen: no gradient flows into the cache or the encoder (XLA could not differentiate the cond anyway).
+        return tf.stop_gradient(tf.cond(tf.reduce_all(found), lambda: tf.gather(self.vectors, rows),
+                                        lambda: self.encoder(inputs)))
 
     def compute_output_shape(self, input_shape: dict[str, tuple]) -> tuple:
         return self.encoder.compute_output_shape(input_shape)

@@ -30,7 +30,7 @@ class UserTower(keras.layers.Layer):
         # === Layers ===
         self.user_embedding = keras.layers.Embedding(num_users, output_dim, name="user_id_embedding")
         self.item_embedding = item_embedding
-        self.projection = keras.layers.Dense(output_dim, name="user_projection")
+        self.projection = keras.layers.Dense(output_dim, dtype="float32", name="user_projection")  # see ItemTower
         # === Config ===
         self.num_users = num_users
         self.output_dim = output_dim
@@ -67,7 +67,8 @@ class ItemTower(keras.layers.Layer):
         self.text_encoder = text_encoder
         self.text_projection = (keras.layers.Dense(output_dim, activation="relu", name="text_projection")
                                 if text_encoder is not None else None)
-        self.projection = keras.layers.Dense(output_dim, name="item_projection")
+        # float32 under mixed precision too: embeddings feed the retrieval logits and the serving index.
+        self.projection = keras.layers.Dense(output_dim, dtype="float32", name="item_projection")
         # === Config ===
         self.num_categories = num_categories
         self.output_dim = output_dim

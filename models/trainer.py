@@ -17,7 +17,7 @@ from tfx_bsl.public import tfxio
 
 from components.example_gen import input_contract
 from components.example_gen.input_contract import Item
-from models import export, features, loss_balancing, preprocessing, ranking, tasks, text_encoder
+from models import distribution, export, features, loss_balancing, preprocessing, ranking, tasks, text_encoder
 from models.model import MultiTaskRecommender
 from models.towers import ItemTower, UserTower
 
@@ -167,19 +167,21 @@ def build_model(tft_output: tft.TFTransformOutput, config: dict[str, Any],
 def compiled_model(tft_output: tft.TFTransformOutput, config: dict[str, Any], train: tf.data.Dataset,
                    catalogue: list[Item]) -> Any:
     """The configured model (mtrec, or the TFRS baseline with the tutorial's Adagrad), built for the batched,
-    transformed `train` data and compiled with `config["training"]["learning_rate"]`."""
-    learning_rate = config["training"]["learning_rate"]
-    if config["model"]["type"] == "tfrs":
-        import tf_keras
+    transformed `train` data and compiled as `config["training"]` says: learning rate, distribution strategy,
+    mixed precision and XLA (the TFRS baseline: learning rate and strategy only)."""
+    training = config["training"]
+    with distribution.strategy(training["distribution"]).scope():
+        if config["model"]["type"] == "tfrs":
+            import tf_keras
 
-        model = build_tfrs_model(tft_output, config, catalogue)
-        model.compile(optimizer=tf_keras.optimizers.Adagrad(learning_rate))
-        return model
-    task_list = [tasks.Task.from_config(task) for task in config["model"]["tasks"]]
-    statistics = train_statistics(train, index_sizes(tft_output)[1], task_list)
-    with tf.distribute.get_strategy().scope():
-        model = build_model(tft_output, config, statistics, catalogue)
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+            model = build_tfrs_model(tft_output, config, catalogue)
+            model.compile(optimizer=tf_keras.optimizers.Adagrad(training["learning_rate"]))
+            return model
+        task_list = [tasks.Task.from_config(task) for task in config["model"]["tasks"]]
+        statistics = train_statistics(train, index_sizes(tft_output)[1], task_list)
+        with distribution.precision(training["mixed_precision"]):
+            model = build_model(tft_output, config, statistics, catalogue)
+        model.compile(optimizer=keras.optimizers.Adam(training["learning_rate"]), jit_compile=training["jit_compile"])
     return model
 
 

@@ -98,10 +98,18 @@ class Model:
 
 @dataclasses.dataclass
 class Training:
+    """`batch_size` is global: a distribution strategy splits each batch among its replicas. `distribution`:
+    "default" (one device), "mirrored" (one replica per local GPU, or per logical CPU device without a GPU),
+    "multi_worker_mirrored" (workers from TF_CONFIG) or "tpu". `mixed_precision`: "none", "mixed_float16" or
+    "mixed_bfloat16" (outputs and losses stay float32). `jit_compile`: XLA-compile the training step."""
+
     epochs: int = 3
     batch_size: int = 256
     learning_rate: float = 0.01
     seed: int = 42
+    distribution: str = "default"
+    mixed_precision: str = "none"
+    jit_compile: bool = False
 
 
 @dataclasses.dataclass
@@ -160,7 +168,9 @@ _NOT_NEGATIVE = {"cold_item_fraction", "max_auc_decrease", "max_rmse_increase", 
 _FRACTIONS = {"eval_fraction", "min_auc"}
 _CHOICES = {"source": ("synthetic", "csv", "movielens"), "split": ("time", "random"),
             "mode": ("frozen", "finetune", "off"), "pooling": ("mean", "cls"),
-            "architecture": ("shared_bottom", "mmoe", "ple"), "loss_balancing": ("fixed", "uncertainty")}
+            "architecture": ("shared_bottom", "mmoe", "ple"), "loss_balancing": ("fixed", "uncertainty"),
+            "distribution": ("default", "mirrored", "multi_worker_mirrored", "tpu"),
+            "mixed_precision": ("none", "mixed_float16", "mixed_bfloat16")}
 # Task types, and the event columns each may take its label from.
 _TASK_LABELS = {"retrieval": (None, "clicked", "rating"), "binary": ("clicked",), "regression": ("rating", "clicked")}
 _MODEL_TYPES = ("mtrec", "tfrs")
@@ -242,6 +252,7 @@ def _check_run(config: RunConfig, problems: list[str]) -> None:
     if config.data.source != "synthetic" and not config.data.path:
         problems.append(f"data.path: required when data.source is {config.data.source!r}")
     _check_tasks(config.model, problems)
+    _check_training(config, problems)
     _check_validation(config.validation, problems)
     if config.text_encoder.max_length < 3:
         problems.append(f"text_encoder.max_length: must be at least 3 ([CLS], a token, [SEP]), "
