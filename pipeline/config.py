@@ -313,8 +313,7 @@ def _check_tasks(model: Model, problems: list[str]) -> None:
 def from_dict(values: dict[str, Any]) -> RunConfig:
     problems: list[str] = []
     config = _build(RunConfig, values, "", problems)
-    if not problems:
-        _check_run(config, problems)
+    _check_run(config, problems)  # a value with a problem above was left at its default, so this is safe
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return config
