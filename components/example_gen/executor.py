@@ -247,8 +247,19 @@ def EventsToSplitExamples(
 
 
 def read_row_counts(examples_uri: str) -> dict[str, dict[str, Any]]:
-    with open(os.path.join(examples_uri, QUARANTINE_DIR, ROW_COUNTS_FILE), encoding="utf-8") as handle:
+    with tf.io.gfile.GFile(os.path.join(examples_uri, QUARANTINE_DIR, ROW_COUNTS_FILE)) as handle:
         return json.load(handle)
+
+
+def _first_quarantined(examples_uri: str, count: int) -> list[str]:
+    """Descriptions of the first `count` quarantined events (file, line, column, reason)."""
+    found = []
+    with tf.io.gfile.GFile(os.path.join(examples_uri, QUARANTINE_DIR, QUARANTINE_FILE)) as handle:
+        for line in handle:
+            row = input_contract.BadRow(**json.loads(line))
+            if row.file == input_contract.EVENTS_FILE and len(found) < count:
+                found.append(row.describe())
+    return found
 
 
 class Executor(BaseExampleGenExecutor):
@@ -264,11 +275,12 @@ class Executor(BaseExampleGenExecutor):
         self._max_timestamp = int(time.time()) + FUTURE_TOLERANCE_SECONDS
         super().Do(input_dict, output_dict, exec_properties)
         counts = read_row_counts(examples.uri)
-        usable = counts[input_contract.EVENTS_FILE]["rows"] - counts[input_contract.EVENTS_FILE]["quarantined"]
-        if not usable:
+        events = counts[input_contract.EVENTS_FILE]
+        if events["rows"] == events["quarantined"]:
             raise input_contract.InputError(
                 f"{os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], input_contract.EVENTS_FILE)}"
-                f": no usable events; every row is quarantined ({counts[input_contract.EVENTS_FILE]['by_column']})")
+                f": no usable events; all {events['rows']} rows are quarantined, e.g. "
+                + "; ".join(_first_quarantined(examples.uri, 3)))
         examples.set_string_custom_property(ROW_COUNTS_PROPERTY, json.dumps(counts, sort_keys=True))
 
     def GenerateExamplesByBeam(self, pipeline: beam.Pipeline, exec_properties: dict[str, Any]

@@ -302,6 +302,8 @@ def _check_file(path: str, required: tuple[str, ...], known: tuple[str, ...]) ->
 def check_input_dir(input_dir: str) -> InputFiles:
     """The faults that reject a run, found before any work starts: a file missing, empty, not UTF-8, with broken
     quoting, or a header without the required columns. Row faults are left to ExampleGen, which quarantines them."""
+    if not os.path.isdir(input_dir):
+        raise InputError(f"{input_dir}: input directory not found (it should hold {EVENTS_FILE} and {ITEMS_FILE})")
     event_rows, event_extra = _check_file(os.path.join(input_dir, EVENTS_FILE), features.REQUIRED_EVENT_COLUMNS,
                                           features.EVENT_COLUMNS)
     item_rows, item_extra = _check_file(os.path.join(input_dir, ITEMS_FILE), features.REQUIRED_ITEM_COLUMNS,

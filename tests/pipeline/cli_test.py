@@ -1,7 +1,9 @@
-"""`mtrec run` on bad input: one clear message naming file and line, exit code 2, nothing reported as success."""
+"""`mtrec run` on bad input: one clear message naming file and line; a file fault stops the run before the
+pipeline (exit code 2), input without one usable row fails in ExampleGen naming the rows (exit code 1)."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -26,12 +28,10 @@ def _run(tmp_path, events: str, capsys) -> tuple[int, str]:
 
 @pytest.mark.parametrize(("events", "message"), [
     ("user_id,item_id,timestamp,clicked\nu1,i1,1,1\n", "events.csv: missing required column(s) ['rating']"),
-    ("user_id,item_id,timestamp,clicked,rating\nu1,i2,1,1,4\n",
-     "events.csv, line 2, column 'item_id': item 'i2' is not in the item catalogue"),
-    ("user_id,item_id,timestamp,clicked,rating\nu1,i1,1,1,four\n",
-     "events.csv, line 2, column 'rating': 'four' is not float"),
+    ("user_id;item_id;timestamp;clicked;rating\nu1;i1;1;1;4\n", "the header looks ';'-separated"),
+    ('user_id,item_id,timestamp,clicked,rating\nu1,"i1,1,1,4\n', "events.csv, line 2: unparsable CSV"),
 ])
-def test_bad_input_stops_before_the_pipeline(tmp_path, capsys, events, message):
+def test_file_faults_stop_before_the_pipeline(tmp_path, capsys, events, message):
     code, err = _run(tmp_path, events, capsys)
     assert code == 2
     assert message in err
@@ -41,12 +41,29 @@ def test_bad_input_stops_before_the_pipeline(tmp_path, capsys, events, message):
     assert not os.path.exists(output / "pipeline_root")
 
 
+@pytest.mark.parametrize(("events", "message"), [
+    ("user_id,item_id,timestamp,clicked,rating\nu1,i2,1,1,4\n",
+     "events.csv, line 2, column 'item_id': item 'i2' is not in the item catalogue"),
+    ("user_id,item_id,timestamp,clicked,rating\nu1,i1,1,1,four\nu1,i1,2,1,nan\n",
+     "events.csv, line 2, column 'rating': 'four' is not float; events.csv, line 3, column 'rating': 'nan' is not a "
+     "finite number"),
+])
+def test_input_without_a_usable_row_fails_in_example_gen_naming_the_rows(tmp_path, capsys, events, message):
+    code, err = _run(tmp_path, events, capsys)
+    assert code == 1
+    assert "no usable events; all" in err and message in err
+    with open(tmp_path / "out" / local_runner.SUMMARY_FILE, encoding="utf-8") as handle:
+        summary = json.load(handle)
+    assert summary["status"] == "failed" and message in summary["error"]
+    assert not os.path.exists(tmp_path / "out" / "pipeline_root" / "Transform")
+
+
 def test_missing_input_directory_is_named(tmp_path, capsys):
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "out"),
                                       "data": {"source": "csv", "path": str(tmp_path / "nowhere")}}))
     assert cli.main(["run", "--config", str(config)]) == 2
-    assert f"{tmp_path / 'nowhere' / 'items.csv'}: input file not found" in capsys.readouterr().err
+    assert f"{tmp_path / 'nowhere'}: input directory not found" in capsys.readouterr().err
 
 
 def test_invalid_config_is_reported_before_any_work(tmp_path, capsys):
