@@ -8,6 +8,7 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
+from components.artifacts import ValidatedStatistics
 from components.data_gate.component import DataGate
 from components.data_validator.component import DataValidator
 from components.example_gen.component import EventsExampleGen
@@ -53,8 +54,7 @@ def create_pipeline(
     # The statistics of the last run whose data passed the gate: the baseline of the drift check.
     baseline_statistics = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
-        statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics,
-                                   producer_component_id=DATA_GATE_ID, output_key="validated_statistics"),
+        statistics=tfx.dsl.Channel(type=ValidatedStatistics),
     ).with_id("latest_validated_statistics_resolver") if baseline else None
     # Anomalies against the schema, drift against the baseline, skew between train and eval ...
     data_validator = DataValidator(
@@ -70,6 +70,9 @@ def create_pipeline(
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
         custom_config={**transform_config, "code_version": code_version},
+        # Transform's own pre- and post-transform statistics go unused (StatisticsGen's feed the checks and the
+        # report), and computing them held the data in memory: 5.4 GB at 1M events instead of 1.8 GB.
+        disable_statistics=True,
     )
     transform.add_upstream_node(data_gate)
     # The Keras 3 multi-task model, exported with the Transform graph inside.

@@ -15,6 +15,7 @@ from tfx.components.example_validator import executor as example_validator_execu
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
+from components.artifacts import ValidatedStatistics
 from components.example_gen import executor as example_gen_executor
 
 
@@ -54,7 +55,7 @@ def DataGate(
     examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
     statistics: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleStatistics],
     anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
-    validated_statistics: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ExampleStatistics],
+    validated_statistics: tfx.dsl.components.OutputArtifact[ValidatedStatistics],
     max_bad_fraction: tfx.dsl.components.Parameter[float],
 ) -> None:
     row_counts = json.loads(examples.get_string_custom_property(example_gen_executor.ROW_COUNTS_PROPERTY))
@@ -65,5 +66,3 @@ def DataGate(
     if problems:
         raise DataAnomaliesError("the data is not fit to train on:\n  " + "\n  ".join(problems))
     io_utils.copy_dir(statistics.uri, validated_statistics.uri)
-    validated_statistics.split_names = statistics.split_names
-    validated_statistics.span = statistics.span

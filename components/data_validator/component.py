@@ -9,6 +9,7 @@ from __future__ import annotations
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import channel, component_spec, standard_artifacts, standard_component_specs
 
+from components.artifacts import ValidatedStatistics
 from components.data_validator import executor
 
 
@@ -18,8 +19,7 @@ class DataValidatorSpec(component_spec.ComponentSpec):
         standard_component_specs.STATISTICS_KEY: component_spec.ChannelParameter(
             type=standard_artifacts.ExampleStatistics),
         standard_component_specs.SCHEMA_KEY: component_spec.ChannelParameter(type=standard_artifacts.Schema),
-        executor.BASELINE_STATISTICS_KEY: component_spec.ChannelParameter(
-            type=standard_artifacts.ExampleStatistics, optional=True),
+        executor.BASELINE_STATISTICS_KEY: component_spec.ChannelParameter(type=ValidatedStatistics, optional=True),
     }
     OUTPUTS = {
         standard_component_specs.ANOMALIES_KEY: component_spec.ChannelParameter(

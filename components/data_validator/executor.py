@@ -19,15 +19,17 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, writer_utils
 
+from components import artifacts
+
 BASELINE_STATISTICS_KEY = "baseline_statistics"
 # Skew compares what the model trains on with what it is evaluated on, the stand-in for serving traffic.
 TRAIN_SPLIT, EVAL_SPLIT = "train", "eval"
 
 
-def _load(artifact: types.Artifact | None, split: str) -> Any | None:
-    if artifact is None or split not in artifact_utils.decode_split_names(artifact.split_names):
+def _load(statistics: types.Artifact, split: str) -> Any | None:
+    if split not in artifact_utils.decode_split_names(statistics.split_names):
         return None
-    return stats_artifact_utils.load_statistics(artifact, split).proto()
+    return stats_artifact_utils.load_statistics(statistics, split).proto()
 
 
 class Executor(base_executor.BaseExecutor):
@@ -47,7 +49,7 @@ class Executor(base_executor.BaseExecutor):
             found = tfdv.validate_statistics(
                 statistics=_load(statistics, split),
                 schema=schema,
-                previous_statistics=_load(baseline, split),
+                previous_statistics=artifacts.load_split(baseline, split) if baseline else None,
                 serving_statistics=_load(statistics, EVAL_SPLIT) if split == TRAIN_SPLIT else None,
             )
             writer_utils.write_anomalies(
