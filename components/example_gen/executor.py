@@ -70,6 +70,46 @@ def _random_is_eval(event: input_contract.Event, eval_fraction: float, seed: int
     return draw < eval_fraction
 
 
+def user_timeline(
+    events: Iterable[tuple[int, input_contract.Event, Any]],
+    history_length: int,
+    split: str,
+    eval_fraction: float,
+    seed: int,
+) -> Iterator[tuple[str, input_contract.Event, Any, list[str]] | input_contract.BadRow]:
+    """Yields (split, event, payload, history) for each of one user's (line, event, payload) in time order, and a
+    BadRow for each repeat of an earlier line's event (same user, item and timestamp).
+
+    The history of an event holds the item ids of the user's events with a strictly earlier timestamp, most
+    recent first, so no event sees its own item or anything at or after its own time. With the "time" split,
+    the latest `eval_fraction` of the user's events (at least one, if the user has two or more) go to eval.
+    """
+    ordered = []
+    first_line: dict[tuple[str, int], int] = {}
+    for line, event, payload in sorted(events, key=lambda entry: (entry[1].timestamp, entry[1].item_id, entry[0])):
+        key = (event.item_id, event.timestamp)
+        if key in first_line:
+            yield input_contract.BadRow(
+                input_contract.EVENTS_FILE, line, None,
+                f"duplicate of line {first_line[key]} (same user, item and timestamp)", _event_row(event))
+            continue
+        first_line[key] = line
+        ordered.append((event, payload))
+    num_eval = 0
+    if split == "time" and len(ordered) >= 2:
+        num_eval = min(len(ordered) - 1, max(1, round(len(ordered) * eval_fraction)))
+    earlier = 0  # ordered[:earlier] are the events strictly before the current timestamp
+    for index, (event, payload) in enumerate(ordered):
+        while ordered[earlier][0].timestamp < event.timestamp:
+            earlier += 1
+        history = [e.item_id for e, _ in ordered[max(0, earlier - history_length):earlier]][::-1]
+        if split == "time":
+            is_eval = index >= len(ordered) - num_eval
+        else:
+            is_eval = _random_is_eval(event, eval_fraction, seed)
+        yield (EVAL if is_eval else TRAIN), event, payload, history
+
+
 def user_examples(
     events: Iterable[tuple[int, input_contract.Event, input_contract.Item]],
     history_length: int,
@@ -78,36 +118,9 @@ def user_examples(
     seed: int,
 ) -> Iterator[tuple[str, tf.train.Example] | input_contract.BadRow]:
     """Yields (split, example) for each of one user's (line, event, item), and a BadRow for each repeat of an
-    earlier line's event (same user, item and timestamp).
-
-    The history of an event holds the item ids of the user's events with a strictly earlier timestamp, most
-    recent first, so no event sees its own item or anything at or after its own time. With the "time" split,
-    the latest `eval_fraction` of the user's events (at least one, if the user has two or more) go to eval.
-    """
-    ordered = []
-    first_line: dict[tuple[str, int], int] = {}
-    for line, event, item in sorted(events, key=lambda entry: (entry[1].timestamp, entry[1].item_id, entry[0])):
-        key = (event.item_id, event.timestamp)
-        if key in first_line:
-            yield input_contract.BadRow(
-                input_contract.EVENTS_FILE, line, None,
-                f"duplicate of line {first_line[key]} (same user, item and timestamp)", _event_row(event))
-            continue
-        first_line[key] = line
-        ordered.append((event, item))
-    num_eval = 0
-    if split == "time" and len(ordered) >= 2:
-        num_eval = min(len(ordered) - 1, max(1, round(len(ordered) * eval_fraction)))
-    earlier = 0  # ordered[:earlier] are the events strictly before the current timestamp
-    for index, (event, item) in enumerate(ordered):
-        while ordered[earlier][0].timestamp < event.timestamp:
-            earlier += 1
-        history = [e.item_id for e, _ in ordered[max(0, earlier - history_length):earlier]][::-1]
-        if split == "time":
-            is_eval = index >= len(ordered) - num_eval
-        else:
-            is_eval = _random_is_eval(event, eval_fraction, seed)
-        yield (EVAL if is_eval else TRAIN), to_example(event, item, history)
+    earlier line's event (see `user_timeline`)."""
+    for entry in user_timeline(events, history_length, split, eval_fraction, seed):
+        yield entry if _is_bad(entry) else (entry[0], to_example(*entry[1:]))
 
 
 def _event_row(event: input_contract.Event) -> dict[str, str]:
@@ -131,29 +144,31 @@ def add_slices(pair: tuple[str, tf.train.Example], item_counts: dict[str, int], 
     return split, example
 
 
-def _train_counts(examples: beam.PCollection, key: str, label: str) -> beam.PCollection:
-    return (examples
-            | f"Train{label}" >> beam.Filter(lambda pair: pair[0] == TRAIN)
-            | f"{label}Ids" >> beam.Map(lambda pair: pair[1].features.feature[key].bytes_list.value[0].decode())
-            | f"Count{label}" >> beam.combiners.Count.PerElement())
+def _known_item(entry: tuple[int, input_contract.Event], items: dict[str, Any]
+                ) -> Iterator[tuple[str, tuple] | input_contract.BadRow]:
+    """(user, (line, *event fields)) for an event whose item the catalogue has; a BadRow saying why otherwise.
 
-
-def _attach_item(joined: tuple[str, dict[str, list[Any]]]
-                 ) -> Iterator[tuple[str, tuple] | input_contract.BadRow]:
-    """(user, (line, event, item)) for the events of one item id; BadRows when the catalogue lacks the item."""
-    item_id, group = joined
-    items = [entry for entry in group["items"] if isinstance(entry, input_contract.Item)]
-    if items:
-        for line, event in group["events"]:
-            yield event.user_id, (line, event, items[0])
+    The event travels as a tuple of plain values, not with its item's text: grouping by user holds every event
+    in memory on the DirectRunner, and a tuple encodes in a quarter of the bytes of the dataclass."""
+    line, event = entry
+    item = items.get(event.item_id)
+    if isinstance(item, input_contract.Item):
+        yield event.user_id, (line, *dataclasses.astuple(event))
         return
-    if group["items"]:
-        quarantined = group["items"][0]
-        reason = f"item {item_id!r} is quarantined ({quarantined.describe()})"
-    else:
-        reason = f"item {item_id!r} is not in the item catalogue"
-    for line, event in group["events"]:
-        yield input_contract.BadRow(input_contract.EVENTS_FILE, line, features.ITEM_ID, reason, _event_row(event))
+    reason = (f"item {event.item_id!r} is quarantined ({item.describe()})" if item
+              else f"item {event.item_id!r} is not in the item catalogue")
+    yield input_contract.BadRow(input_contract.EVENTS_FILE, line, features.ITEM_ID, reason, _event_row(event))
+
+
+def _preferred_entry(entries: Iterable[input_contract.Item | input_contract.BadRow]
+                     ) -> input_contract.Item | input_contract.BadRow:
+    """An item id's readable item if it has one, else one of its quarantined rows."""
+    entries = list(entries)
+    return next((entry for entry in entries if isinstance(entry, input_contract.Item)), entries[0])
+
+
+def _user_events(user: tuple[str, Iterable[tuple]]) -> list[tuple[int, input_contract.Event]]:
+    return [(line, input_contract.Event(*fields)) for line, *fields in user[1]]
 
 
 def _catalogue_entries(path: str) -> Iterator[tuple[str, input_contract.Item | input_contract.BadRow]]:
@@ -203,6 +218,17 @@ def _WriteQuarantine(bad: beam.PCollection, event_rows: beam.PCollection, item_r
                                                 shard_name_template=""))
 
 
+def _sliced_user_examples(user: tuple[str, Iterable[tuple]], history_length: int, split: str, eval_fraction: float,
+                          seed: int, items: dict[str, Any], item_counts: dict[str, int],
+                          user_counts: dict[str, int]) -> Iterator[tuple[str, tf.train.Example]]:
+    """(split, example) of one user's events, with the item text and the slices; the Timelines step has already
+    quarantined the repeats that this skips."""
+    events = [(line, event, items[event.item_id]) for line, event in _user_events(user)]
+    for entry in user_examples(events, history_length, split, eval_fraction, seed):
+        if not _is_bad(entry):
+            yield add_slices(entry, item_counts, user_counts)
+
+
 @beam.ptransform_fn
 def EventsToSplitExamples(
     pipeline: beam.Pipeline, input_dir: str, history_length: int, split: str, eval_fraction: float, seed: int,
@@ -221,24 +247,29 @@ def EventsToSplitExamples(
         | "ReadEvents" >> beam.FlatMap(input_contract.screen_events, max_timestamp=max_timestamp)
     )
     events, bad_events = _split_bad(screened, "Events")
-    attached, unknown_items = _split_bad(
-        {"items": catalogue, "events": events | "KeyByItem" >> beam.Map(lambda entry: (entry[1].item_id, entry))}
-        | "JoinItemText" >> beam.CoGroupByKey()
-        | "AttachItem" >> beam.FlatMap(_attach_item), "Attached")
-    examples, duplicates = _split_bad(
-        attached
-        | "GroupByUser" >> beam.GroupByKey()
-        | "AddHistoryAndSplit" >> beam.FlatMap(
-            lambda user: user_examples(user[1], history_length, split, eval_fraction, seed)), "Examples")
+    # The catalogue is a side input (its size is the catalogue's, not the log's), and only a tuple of plain values
+    # per event goes through the grouping by user: the DirectRunner holds a grouping's whole input in memory. A
+    # first pass over each user's events gives the train counts that the slices need; the examples are built in a
+    # second pass, so none of them waits in memory for the counts.
+    items = beam.pvalue.AsDict(catalogue | "OnePerItem" >> beam.CombinePerKey(_preferred_entry))
+    known, unknown_items = _split_bad(events | "KnownItems" >> beam.FlatMap(_known_item, items=items), "Known")
+    users = known | "GroupByUser" >> beam.GroupByKey()
+    timelines, duplicates = _split_bad(users | "Timelines" >> beam.FlatMap(lambda user: user_timeline(
+        [(line, event, None) for line, event in _user_events(user)], history_length, split, eval_fraction, seed)),
+        "Timelines")
+    train_events = timelines | "TrainEvents" >> beam.Filter(lambda entry: entry[0] == TRAIN)
+    item_counts = (train_events | "TrainItems" >> beam.Map(lambda entry: entry[1].item_id)
+                   | "CountItems" >> beam.combiners.Count.PerElement())
+    user_counts = (train_events | "TrainUsers" >> beam.Map(lambda entry: entry[1].user_id)
+                   | "CountUsers" >> beam.combiners.Count.PerElement())
     bad_items = catalogue | "BadItems" >> beam.FlatMap(lambda entry: [entry[1]] if _is_bad(entry[1]) else [])
     _ = ((bad_items, bad_events, unknown_items, duplicates) | "AllBad" >> beam.Flatten()
          | "Quarantine" >> _WriteQuarantine(
              screened | "CountEventRows" >> beam.combiners.Count.Globally(),
              catalogue | "CountItemRows" >> beam.combiners.Count.Globally(), quarantine_dir))
-    examples = examples | "AddSlices" >> beam.Map(
-        add_slices,
-        item_counts=beam.pvalue.AsDict(_train_counts(examples, features.ITEM_ID, "Items")),
-        user_counts=beam.pvalue.AsDict(_train_counts(examples, features.USER_ID, "Users")))
+    examples = users | "AddHistorySplitAndSlices" >> beam.FlatMap(
+        _sliced_user_examples, history_length=history_length, split=split, eval_fraction=eval_fraction, seed=seed,
+        items=items, item_counts=beam.pvalue.AsDict(item_counts), user_counts=beam.pvalue.AsDict(user_counts))
     train, eval_ = examples | "Split" >> beam.Partition(lambda pair, _: int(pair[0] == EVAL), 2)
     return {
         TRAIN: train | "TrainExamples" >> beam.Values(),
