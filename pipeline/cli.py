@@ -144,6 +144,8 @@ def _benchmark(args: argparse.Namespace) -> int:
                                    log=lambda line: print(f"mtrec: {line}", flush=True))
         print(json.dumps(report["targets"], indent=2))
         print("mtrec: wrote " + ", ".join(movielens.write(report, args.output)))
+    elif args.name == "scale":
+        _scale(args)
     elif args.name == "reliability":
         _reliability(args)
     return 0
@@ -167,6 +169,29 @@ def _reliability(args: argparse.Namespace) -> None:
         report = reliability.run(dict(model.signatures), with_kill=not args.quick, log=log)
     print(json.dumps({key: value for key, value in report.items() if not isinstance(value, list | str)}, indent=2))
     print("mtrec: wrote " + ", ".join(reliability.write(report, args.output)))
+
+
+def _scale(args: argparse.Namespace) -> None:
+    from benchmarks import scale
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # inherited by every stage's process
+    report = scale.run(args.sizes or scale.SIZES, scale.benchmark_config(args.config), args.work_dir,
+                       log=lambda line: print(f"mtrec: {line}", flush=True))
+    print(json.dumps(report["targets"], indent=2))
+    print("mtrec: wrote " + ", ".join(scale.write(report, args.output)))
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    """`--sizes`: two or more event counts, comma-separated."""
+    try:
+        sizes = tuple(sorted({int(part) for part in text.split(",")}))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number list such as 100000,1000000") from None
+    if len(sizes) < 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: at least two different sizes, to compare")
+    if sizes[0] < 1000:
+        raise argparse.ArgumentTypeError(f"{text!r}: each size at least 1,000 events")
+    return sizes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,10 +251,16 @@ def main(argv: list[str] | None = None) -> int:
     recommend.add_argument("--model-name", default=DEFAULT_MODEL_NAME)
     recommend.set_defaults(handler=_recommend)
     benchmark = commands.add_parser("benchmark", help="run a benchmark; results go to JSON and markdown")
-    benchmark.add_argument("name", choices=["serving", "movielens", "reliability"])
+    benchmark.add_argument("name", choices=["serving", "movielens", "scale", "reliability"])
     benchmark.add_argument("--data", help="movielens: directory of the GroupLens ML-100K files")
     benchmark.add_argument("--output", default="benchmarks/results")
     benchmark.add_argument("--requests", type=int, default=200, help="timed requests per measurement")
+    benchmark.add_argument("--sizes", type=_sizes, help="scale: events per size, e.g. 100000,1000000,5000000 "
+                                                        "(the default)")
+    benchmark.add_argument("--config", help="scale: the YAML run configuration to measure (default: the defaults "
+                                            "with a small random BERT text tower); its data section is ignored")
+    benchmark.add_argument("--work-dir", help="scale: where the data and pipeline outputs go, removed at the end "
+                                              "(default: the system's temporary directory)")
     benchmark.add_argument("--quick", action="store_true",
                            help="reliability: leave out the fault that kills and reruns a whole pipeline")
     benchmark.set_defaults(handler=_benchmark)

@@ -232,6 +232,15 @@ def build_pipeline(config: config_lib.RunConfig, data_root: str, pipeline_root: 
     )
 
 
+def local_pipeline(config: config_lib.RunConfig, paths: RunPaths, data_root: str) -> Any:
+    """The pipeline of `run`: artifacts, staged schema and serving versions under `paths`, ML Metadata in SQLite."""
+    from tfx import v1 as tfx
+
+    return build_pipeline(config, data_root, paths.pipeline_root, paths.serving,
+                          stage_schema(paths.output_dir, config.validation),
+                          tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata))
+
+
 def run(config: config_lib.RunConfig, verbose: bool = False, progress: bool = True) -> dict[str, Any]:
     """Prepares and validates the input, runs the pipeline, writes the report, returns (and writes) the summary.
 
@@ -255,9 +264,7 @@ def run(config: config_lib.RunConfig, verbose: bool = False, progress: bool = Tr
     from pipeline import report, run_summary
 
     started = time.time()
-    pipeline = build_pipeline(config, data_root, paths.pipeline_root, paths.serving,
-                              stage_schema(paths.output_dir, config.validation),
-                              tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata))
+    pipeline = local_pipeline(config, paths, data_root)
     _configure_logging(verbose, progress, len(pipeline.components))
     inputs = {"dir": data_root, "events": files.event_rows, "items": files.item_rows,
               "ignored_columns": files.ignored_columns}
