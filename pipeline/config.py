@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from pipeline import beam_options
 from pipeline.data.synthetic import SyntheticConfig
 
 
@@ -113,6 +114,19 @@ class Training:
 
 
 @dataclasses.dataclass
+class Beam:
+    """How the Beam components (ExampleGen, statistics, Transform, Evaluator) run. `runner`: "DirectRunner"
+    (local), "PortableRunner", "FlinkRunner", "SparkRunner" or "DataflowRunner". `direct_running_mode` and
+    `direct_num_workers` (0: one worker per core) apply to the DirectRunner. `pipeline_args`: further Beam flags,
+    passed through verbatim (e.g. `--job_endpoint=localhost:8099`, `--project=...`)."""
+
+    runner: str = "DirectRunner"
+    direct_running_mode: str = "multi_processing"
+    direct_num_workers: int = 0
+    pipeline_args: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
 class Evaluation:
     """Absolute thresholds, and the most a new model may lose against the latest blessed one: AUC for every
     binary task, RMSE for every regression task."""
@@ -154,6 +168,7 @@ class RunConfig:
     text_encoder: TextEncoder = dataclasses.field(default_factory=TextEncoder)
     model: Model = dataclasses.field(default_factory=Model)
     training: Training = dataclasses.field(default_factory=Training)
+    beam: Beam = dataclasses.field(default_factory=Beam)
     evaluation: Evaluation = dataclasses.field(default_factory=Evaluation)
     validation: Validation = dataclasses.field(default_factory=Validation)
 
@@ -164,13 +179,14 @@ _POSITIVE = {"num_users", "num_items", "events_per_user", "history_length", "max
              "max_rmse", "num_layers", "num_heads", "intermediate_dim", "num_experts", "num_task_experts",
              "num_levels", "expert_units", "tower_units"}
 _NOT_NEGATIVE = {"cold_item_fraction", "max_auc_decrease", "max_rmse_increase", "feature_cross_layers",
-                 "trainable_layers", "weight"}
+                 "trainable_layers", "weight", "direct_num_workers"}
 _FRACTIONS = {"eval_fraction", "min_auc"}
 _CHOICES = {"source": ("synthetic", "csv", "movielens"), "split": ("time", "random"),
             "mode": ("frozen", "finetune", "off"), "pooling": ("mean", "cls"),
             "architecture": ("shared_bottom", "mmoe", "ple"), "loss_balancing": ("fixed", "uncertainty"),
             "distribution": ("default", "mirrored", "multi_worker_mirrored", "tpu"),
-            "mixed_precision": ("none", "mixed_float16", "mixed_bfloat16")}
+            "mixed_precision": ("none", "mixed_float16", "mixed_bfloat16"),
+            "runner": beam_options.RUNNERS, "direct_running_mode": beam_options.RUNNING_MODES}
 # Task types, and the event columns each may take its label from.
 _TASK_LABELS = {"retrieval": (None, "clicked", "rating"), "binary": ("clicked",), "regression": ("rating", "clicked")}
 _MODEL_TYPES = ("mtrec", "tfrs")
@@ -253,6 +269,7 @@ def _check_run(config: RunConfig, problems: list[str]) -> None:
         problems.append(f"data.path: required when data.source is {config.data.source!r}")
     _check_tasks(config.model, problems)
     _check_training(config, problems)
+    problems.extend(beam_options.problems(config.beam))
     _check_validation(config.validation, problems)
     if config.text_encoder.max_length < 3:
         problems.append(f"text_encoder.max_length: must be at least 3 ([CLS], a token, [SEP]), "

@@ -7,6 +7,7 @@ written last, with `"status": "succeeded"` only when every component finished).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import filecmp
 import hashlib
@@ -16,10 +17,13 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from components.example_gen import input_contract
+from pipeline import beam_options
 from pipeline import config as config_lib
 from pipeline.data import movielens, synthetic
 
@@ -135,6 +139,7 @@ def _configure_logging(verbose: bool, progress: bool, num_components: int) -> No
     # Quiet: a NullHandler, or Python's last-resort handler would still print TFX's warnings.
     logger.addHandler(_ProgressHandler(num_components) if progress else logging.NullHandler())
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)  # also what Beam's worker processes report
     warnings.filterwarnings("ignore")
 
 
@@ -228,6 +233,7 @@ def build_pipeline(config: config_lib.RunConfig, data_root: str, pipeline_root: 
         max_bad_fraction=config.validation.max_bad_fraction,
         code_version=code_version(),
         metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=beam_options.pipeline_args(config.beam),
         baseline=baseline,
     )
 
@@ -269,7 +275,8 @@ def run(config: config_lib.RunConfig, verbose: bool = False, progress: bool = Tr
     inputs = {"dir": data_root, "events": files.event_rows, "items": files.item_rows,
               "ignored_columns": files.ignored_columns}
     try:
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        with _temporary_directory():
+            tfx.orchestration.LocalDagRunner().run(pipeline)
     except Exception as error:  # noqa: BLE001 - any component failure ends the run with its reason
         summary = {"status": "failed", "error": run_summary.failure_reason(error),
                    "failed_checks": run_summary.failed_checks_of_error(error),
@@ -288,6 +295,25 @@ def run(config: config_lib.RunConfig, verbose: bool = False, progress: bool = Tr
     summary["report"] = report.write(paths.output_dir, summary)
     _write_json(paths.summary, summary)  # last: its presence with "succeeded" marks a finished run
     return summary
+
+
+@contextlib.contextmanager
+def _temporary_directory() -> Iterator[None]:
+    """Gives the run (this process and its Beam worker processes) a temporary directory of its own, removed
+    afterwards. Given Beam arguments, TFX copies and packages its installation (about 50 MB) into a new temporary
+    directory for every Beam component, and never removes it."""
+    path = tempfile.mkdtemp(prefix="mtrec-run-")
+    previous, previous_env = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir = os.environ["TMPDIR"] = path
+    try:
+        yield
+    finally:
+        tempfile.tempdir = previous
+        if previous_env is None:
+            os.environ.pop("TMPDIR")
+        else:
+            os.environ["TMPDIR"] = previous_env
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def write_atomically(path: str, content: str | bytes) -> None:

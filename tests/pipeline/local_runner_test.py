@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import subprocess
+import sys
+import tempfile
 
 from pipeline import config as config_lib
 from pipeline import local_runner
@@ -83,3 +86,16 @@ def test_quiet_mode_prints_nothing_of_tfx_logs(capsys):
     local_runner._configure_logging(verbose=False, progress=True, num_components=3)
     logger.info("Component Transform is running.")
     assert capsys.readouterr().err == "mtrec: [1/3] Transform running\n"
+
+
+def test_a_run_keeps_its_temporary_files_in_a_directory_of_its_own_and_removes_it():
+    before, before_env = tempfile.gettempdir(), os.environ.get("TMPDIR")
+    with local_runner._temporary_directory():
+        inner = tempfile.mkdtemp()  # as TFX's packaging of itself and Beam's staging do
+        worker = subprocess.run([sys.executable, "-c", "import tempfile; print(tempfile.gettempdir())"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        run_directory = tempfile.gettempdir()
+    assert os.path.basename(run_directory).startswith("mtrec-run-")
+    assert os.path.dirname(inner) == worker == run_directory  # Beam's worker processes too
+    assert not os.path.exists(run_directory)
+    assert tempfile.gettempdir() == before and os.environ.get("TMPDIR") == before_env
