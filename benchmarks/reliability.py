@@ -330,6 +330,7 @@ def fault_killed_trainer(work: str) -> dict[str, Any]:
     and pushes a model of a finished Trainer."""
     import yaml
 
+    os.makedirs(work, exist_ok=True)
     output_dir = os.path.join(work, "run")
     config = {"output_dir": output_dir,
               "data": {"synthetic": {"num_users": 150, "num_items": 60, "events_per_user": 20}},
