@@ -12,13 +12,18 @@ import dataclasses
 import hashlib
 import json
 import os
+import random
 import time
+import uuid
+import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
 import tensorflow as tf
+from tfx.components.example_gen import write_split
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
+from tfx.components.util import examples_utils
 from tfx.types import artifact_utils, standard_component_specs
 
 from components.example_gen import input_contract
@@ -41,6 +46,11 @@ ROW_COUNTS_FILE = "row_counts.json"
 ROW_COUNTS_PROPERTY = "mtrec_row_counts"
 # How far past the run's start an event's timestamp may lie (clock skew between the log writer and this host).
 FUTURE_TOLERANCE_SECONDS = 24 * 3600
+# The examples of a split are shuffled through this many bucket files, each then shuffled in memory on its own:
+# ExampleGen holds about 1/SHUFFLE_BUCKETS of a split at a time (~100 MB at 5M events). The files live in
+# SHUFFLE_DIR inside the Examples artifact until the split is written.
+SHUFFLE_BUCKETS = 32
+SHUFFLE_DIR = "shuffle"
 # Train-split event counts -> slice names: (lowest count of the bucket, name), ascending.
 POPULARITY_BUCKETS = ((0, "cold"), (1, "rare"), (10, "medium"), (50, "popular"))
 ACTIVITY_BUCKETS = ((0, "new"), (1, "light"), (10, "regular"), (50, "heavy"))
@@ -277,6 +287,69 @@ def EventsToSplitExamples(
     }
 
 
+class _ToBucketFiles(beam.DoFn):
+    """Appends each serialized example to the file of its bucket (a hash of its bytes), in files of this bundle's
+    own; yields (bucket, file) for each file once the bundle is done."""
+
+    def __init__(self, directory: str, buckets: int):
+        self._directory = directory
+        self._buckets = buckets
+        self._files: dict[int, tuple[str, Any]] = {}
+
+    def setup(self) -> None:
+        tf.io.gfile.makedirs(self._directory)
+
+    def start_bundle(self) -> None:
+        self._bundle = uuid.uuid4().hex
+        self._files = {}
+
+    def process(self, record: bytes) -> None:
+        bucket = zlib.crc32(record) % self._buckets
+        if bucket not in self._files:
+            path = os.path.join(self._directory, f"bucket-{bucket:05d}-{self._bundle}.tfrecord")
+            self._files[bucket] = (path, tf.io.TFRecordWriter(path))
+        self._files[bucket][1].write(record)
+
+    def finish_bundle(self) -> Iterator[Any]:
+        for bucket, (path, writer) in self._files.items():
+            writer.close()
+            yield beam.transforms.window.GlobalWindows.windowed_value((bucket, path))
+
+
+def _write_bucket(bucket_files: tuple[int, Iterable[str]], output_dir: str, buckets: int) -> str:
+    """Writes one bucket's examples, in an order that depends only on which examples they are, as one gzipped
+    TFRecord file of the split; removes the bucket's files; returns the path written."""
+    bucket, paths = bucket_files
+    paths = sorted(paths)
+    records = sorted(record for batch in tf.data.TFRecordDataset(paths).batch(4096).as_numpy_iterator()
+                     for record in batch.tolist())
+    random.Random(bucket).shuffle(records)
+    tf.io.gfile.makedirs(output_dir)
+    output = os.path.join(output_dir, f"data_tfrecord-{bucket:05d}-of-{buckets:05d}.gz")
+    with tf.io.TFRecordWriter(output, options="GZIP") as writer:
+        for record in records:
+            writer.write(record)
+    for path in paths:
+        tf.io.gfile.remove(path)
+    return output
+
+
+@beam.ptransform_fn
+def ShuffleAndWrite(examples: beam.PCollection, output_dir: str, bucket_dir: str,
+                    buckets: int = SHUFFLE_BUCKETS) -> beam.PCollection:
+    """Writes tf.Examples to gzipped TFRecord files of `output_dir` in a shuffled order; returns the files' paths.
+
+    TFX's own write shuffles with a Reshuffle, which a DirectRunner does in memory (and in arrival order): all of
+    a split at once, ~3 KB per example. Here each example goes to one of `buckets` files in `bucket_dir` by a hash
+    of its bytes, and each bucket is then shuffled and written on its own. The order is the same on every runner.
+    """
+    return (examples
+            | "Serialize" >> beam.Map(lambda example: example.SerializeToString(deterministic=True))
+            | "ToBucketFiles" >> beam.ParDo(_ToBucketFiles(bucket_dir, buckets))
+            | "GroupBuckets" >> beam.GroupByKey()
+            | "WriteBuckets" >> beam.Map(_write_bucket, output_dir, buckets))
+
+
 def read_row_counts(examples_uri: str) -> dict[str, dict[str, Any]]:
     with tf.io.gfile.GFile(os.path.join(examples_uri, QUARANTINE_DIR, ROW_COUNTS_FILE)) as handle:
         return json.load(handle)
@@ -294,7 +367,8 @@ def _first_quarantined(examples_uri: str, count: int) -> list[str]:
 
 
 class Executor(BaseExampleGenExecutor):
-    """Overrides GenerateExamplesByBeam: the join, history and split need the whole input, not one file."""
+    """Overrides GenerateExamplesByBeam (the join, history and split need the whole input, not one file) and the
+    writing of the splits (ShuffleAndWrite, whose memory does not grow with the data)."""
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         return EventsToSplitExamples
@@ -304,7 +378,7 @@ class Executor(BaseExampleGenExecutor):
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
         self._quarantine_dir = os.path.join(examples.uri, QUARANTINE_DIR)
         self._max_timestamp = int(time.time()) + FUTURE_TOLERANCE_SECONDS
-        super().Do(input_dict, output_dict, exec_properties)
+        self._write_splits(examples, exec_properties)
         counts = read_row_counts(examples.uri)
         events = counts[input_contract.EVENTS_FILE]
         if events["rows"] == events["quarantined"]:
@@ -313,6 +387,19 @@ class Executor(BaseExampleGenExecutor):
                 f": no usable events; all {events['rows']} rows are quarantined, e.g. "
                 + "; ".join(_first_quarantined(examples.uri, 3)))
         examples.set_string_custom_property(ROW_COUNTS_PROPERTY, json.dumps(counts, sort_keys=True))
+
+    def _write_splits(self, examples: Any, exec_properties: dict[str, Any]) -> None:
+        """What BaseExampleGenExecutor.Do does, with ShuffleAndWrite in place of TFX's in-memory shuffle."""
+        examples.split_names = artifact_utils.encode_split_names([TRAIN, EVAL])
+        bucket_root = os.path.join(examples.uri, SHUFFLE_DIR)
+        with self._make_beam_pipeline() as pipeline:
+            for split, split_examples in self.GenerateExamplesByBeam(pipeline, exec_properties).items():
+                _ = split_examples | f"WriteSplit[{split}]" >> ShuffleAndWrite(
+                    artifact_utils.get_split_uri([examples], split), os.path.join(bucket_root, split))
+        tf.io.gfile.rmtree(bucket_root)
+        examples_utils.set_payload_format(examples, exec_properties[standard_component_specs.OUTPUT_DATA_FORMAT_KEY])
+        examples_utils.set_file_format(examples, write_split.to_file_format_str(
+            exec_properties[standard_component_specs.OUTPUT_FILE_FORMAT_KEY]))
 
     def GenerateExamplesByBeam(self, pipeline: beam.Pipeline, exec_properties: dict[str, Any]
                                ) -> dict[str, beam.PCollection]:

@@ -101,3 +101,27 @@ def test_slices_come_from_train_counts():
     _, annotated = executor.add_slices(("eval", example), {"a": 12}, {})
     assert _values(annotated, features.ITEM_POPULARITY) == ["medium"]
     assert _values(annotated, features.USER_ACTIVITY) == ["new"]  # the user has no train events
+
+
+def test_shuffle_and_write_writes_every_example_once_in_a_shuffled_order_that_is_the_same_every_time(tmp_path):
+    import tensorflow as tf
+
+    examples = [tf.train.Example(features=tf.train.Features(feature={
+        "n": tf.train.Feature(int64_list=tf.train.Int64List(value=[n]))})) for n in range(300)]
+
+    def write(name: str) -> list[list[int]]:
+        output, buckets = tmp_path / name / "out", tmp_path / name / "buckets"
+        with beam.Pipeline() as pipeline:
+            _ = (pipeline | beam.Create(examples)
+                 | executor.ShuffleAndWrite(str(output), str(buckets), buckets=4))
+        assert list(buckets.iterdir()) == []  # the bucket files are gone once written
+        files = sorted(output.iterdir())
+        assert [path.name for path in files] == [f"data_tfrecord-{b:05d}-of-00004.gz" for b in range(4)]
+        return [[tf.train.Example.FromString(record).features.feature["n"].int64_list.value[0]
+                 for record in tf.data.TFRecordDataset(str(path), compression_type="GZIP").as_numpy_iterator()]
+                for path in files]
+
+    first = write("first")
+    assert sorted(n for file in first for n in file) == list(range(300))
+    assert all(file != sorted(file) for file in first)
+    assert write("second") == first
