@@ -2,11 +2,11 @@
 
 For each size, in one run: a synthetic log of that many events (pipeline/data/synthetic.py) over a catalogue
 that grows with it (10k items at 100k events, 200k at 5M, a power law in between), then two stages:
-- the data stage: the pipeline itself (local_runner.build_pipeline under LocalDagRunner, with a real run's Beam
-  settings) up to Transform. ExampleGen and Transform are timed from ML Metadata. StatisticsGen and the data
-  checks run too, because Transform waits for them; they are reported apart;
-- one training epoch over Transform's output: the Trainer's dataset (make_dataset through TFX's data accessor)
-  and model (compiled_model) with the custom_config the pipeline gives the Trainer.
+- the data stage: the pipeline of `mtrec run` (local_runner.local_pipeline under LocalDagRunner, with a real
+  run's Beam settings) up to Transform. ExampleGen and Transform are timed from ML Metadata. StatisticsGen and
+  the data checks run too, because Transform waits for them; they are reported apart;
+- one training epoch over Transform's output, set up by the Trainer's own code (trainer.prepare_training, with
+  TFX's data accessor and the custom_config the pipeline gives the Trainer).
 Each stage runs in a fresh process (benchmarks/process.py), so its peak memory is its own; a component's peak
 is the largest memory sampled while it ran. Linear cost means that events per second stay constant as the log
 grows and that peak memory does not grow with it; the targets compare every size with the smallest.
@@ -129,36 +129,31 @@ def _tfx_artifact(store: Any, artifact: Any) -> Any:
 
 
 def train_epoch(metadata_path: str, transform_id: str, trainer_config: dict[str, Any]) -> dict[str, Any]:
-    """One epoch over Transform's train split, set up as the Trainer's run_fn sets it up; returns the times."""
+    """One epoch over Transform's train split, set up by the Trainer's own prepare_training; returns the times."""
     import keras
-    import tensorflow as tf
     import tensorflow_text  # noqa: F401  (the Transform graph's WordPiece ops)
-    import tensorflow_transform as tft
+    from tfx import v1 as tfx
     from tfx.components.trainer.fn_args_utils import DataAccessor
     from tfx.components.util import tfxio_utils
     from tfx.types import artifact_utils
     from tfx.utils import io_utils
 
-    from components.example_gen import input_contract
     from models import trainer
     from pipeline import run_summary
 
     store = run_summary.open_store(metadata_path)
     artifacts = run_summary.latest_run_artifacts(store)
     examples = _tfx_artifact(store, run_summary.produced_by(artifacts, "Examples", transform_id))
-    graph = run_summary.produced_by(artifacts, "TransformGraph", transform_id)
-    accessor = DataAccessor(tf_dataset_factory=tfxio_utils.get_tf_dataset_factory_from_artifact([examples], []),
-                            record_batch_factory=None, data_view_decode_fn=None)
-    train_files = [io_utils.all_files_pattern(artifact_utils.get_split_uri([examples], "train"))]
-    training = trainer_config["training"]
-    # As run_fn does before it builds the model.
-    tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
-    keras.utils.set_random_seed(training["seed"])
+    files = {split: [io_utils.all_files_pattern(artifact_utils.get_split_uri([examples], split))]
+             for split in ("train", "eval")}
+    # As the Trainer executor builds them (tfx.components.trainer.fn_args_utils.get_common_fn_args).
+    fn_args = tfx.components.FnArgs(
+        train_files=files["train"], eval_files=files["eval"], custom_config=trainer_config,
+        transform_output=run_summary.produced_by(artifacts, "TransformGraph", transform_id).uri,
+        data_accessor=DataAccessor(tf_dataset_factory=tfxio_utils.get_tf_dataset_factory_from_artifact([examples], []),
+                                   record_batch_factory=None, data_view_decode_fn=None))
     started = time.time()
-    tft_output = tft.TFTransformOutput(graph.uri)
-    train = trainer.make_dataset(train_files, accessor, tft_output, training["batch_size"], shuffle=True)
-    catalogue = list(input_contract.read_items(trainer_config["items_path"]).values())
-    model = trainer.compiled_model(tft_output, trainer_config, train, catalogue)
+    setup = trainer.prepare_training(fn_args)
     first_step_end: list[float] = []  # the first step also traces the training graph, a cost per run
 
     def on_train_batch_end(batch: int, logs: dict[str, Any] | None) -> None:
@@ -166,8 +161,8 @@ def train_epoch(metadata_path: str, transform_id: str, trainer_config: dict[str,
             first_step_end.append(time.time())
 
     epoch_start = time.time()
-    history = model.fit(train, epochs=1, verbose=0,
-                        callbacks=[keras.callbacks.LambdaCallback(on_train_batch_end=on_train_batch_end)])
+    history = setup.model.fit(setup.train, epochs=1, verbose=0,
+                              callbacks=[keras.callbacks.LambdaCallback(on_train_batch_end=on_train_batch_end)])
     return {"setup_start": started, "epoch_start": epoch_start, "first_step_end": first_step_end[0],
             "epoch_end": time.time(), "loss": float(history.history["loss"][-1])}
 
