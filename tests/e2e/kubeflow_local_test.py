@@ -47,6 +47,8 @@ def test_resolver_queries_select_the_latest_blessed_model():
 def local_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("kubeflow")
     config = small_run_config(str(root / "unused"))
+    # Beam in process: each task is its own process already, and worker processes would import TF again.
+    config["beam"] = {"direct_running_mode": "in_memory", "direct_num_workers": 1}
     data = str(root / "shared" / "data")
     synthetic.generate(data, synthetic.SyntheticConfig(**config.pop("data")["synthetic"]))
     config_path = root / "config.yaml"
