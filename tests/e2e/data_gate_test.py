@@ -16,6 +16,7 @@ from pipeline import cli, local_runner
 from pipeline import config as config_lib
 from pipeline.pipeline import DATA_GATE_ID
 
+IN_PROCESS = {"direct_running_mode": "in_memory", "direct_num_workers": 1}  # worker start-up only costs time here
 ITEMS = "item_id,title,description,categories\ni1,Rocket,To orbit,space\ni2,Bread,Oven,cooking\n"
 
 
@@ -31,7 +32,7 @@ def _write_data(directory, rating=lambda i: 4, clicked=lambda i: 1, bad_rows: st
 def _run_data_stage(data_dir: str, output_dir, validation: dict | None = None) -> None:
     """Runs the pipeline's nodes up to and including the data gate (Transform and after are left out)."""
     config = config_lib.from_dict({"output_dir": str(output_dir), "data": {"source": "csv", "path": data_dir},
-                                   "validation": validation or {}})
+                                   "validation": validation or {}, "beam": IN_PROCESS})
     paths = local_runner.RunPaths(str(output_dir))
     pipeline = local_runner.build_pipeline(
         config, data_dir, paths.pipeline_root, paths.serving, local_runner.stage_schema(str(output_dir),
@@ -49,7 +50,7 @@ def test_schema_anomaly_stops_the_run_and_names_the_feature(tmp_path, capsys):
     (data / "events.csv").write_text("user_id,item_id,timestamp,clicked,rating\n" + "".join(
         f"u{i % 5},i{1 + i % 2},{i},1,{7 if i % 3 else 9}\n" for i in range(40)))
     config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "out"),
+    config.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "out"), "beam": IN_PROCESS,
                                       "data": {"source": "csv", "path": str(data)}}))
     assert cli.main(["run", "--config", str(config)]) == 1
     err = capsys.readouterr().err

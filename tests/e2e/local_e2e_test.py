@@ -49,6 +49,9 @@ def small_run_config(output_dir: str) -> dict:
         "text_encoder": {"max_length": 24,
                          "backbone": {"num_layers": 1, "num_heads": 2, "hidden_dim": 16, "intermediate_dim": 32}},
         "training": {"epochs": 4, "batch_size": 128, "learning_rate": 0.01},
+        # Beam in process: on CI's 2 cores worker processes only add start-up time (tests/e2e/beam_modes_test.py
+        # shows both modes give the same output; the default run test uses the multi-processing default).
+        "beam": {"direct_running_mode": "in_memory", "direct_num_workers": 1},
     }
 
 
@@ -137,7 +140,7 @@ def test_unblessed_model_is_not_pushed_and_the_summary_says_why(finished_run, tm
     assert summary["status"] == "succeeded"
     assert summary["blessed"] is False and summary["pushed"] is False
     assert any(failure.startswith("click/auc") for failure in summary["failed_thresholds"])
-    assert summary["failed_checks"] == ["evaluator thresholds"]
+    assert "evaluator thresholds" in summary["failed_checks"]  # the change thresholds may fail as well
     report = (output_dir / "report.html").read_text()
     assert "Not blessed" in report and "click/auc" in report
     assert "loss curves per task" in report  # the cached Trainer's training log is still found
