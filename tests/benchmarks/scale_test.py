@@ -83,7 +83,7 @@ def test_a_tiny_run_measures_every_stage_and_writes_the_results(tmp_path):
                                                 + size["components"]["Transform"]["seconds"], abs=0.11)
         assert data["events_per_second"] == pytest.approx(size["events"] / data["seconds"], abs=0.051)
         assert data["peak_memory_mb"] > 500  # TensorFlow alone
-        assert 0 < size["training"]["first_step_seconds"] < size["training"]["seconds"]
+        assert 0 < size["training"]["first_step_seconds"] <= size["training"]["seconds"]
         assert size["training"]["peak_memory_mb"] > 500
         for stage in scale.STAGES:
             base = report["sizes"][0][stage]
