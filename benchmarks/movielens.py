@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import reports
 from components.example_gen import executor, input_contract
 from models import features
 
@@ -486,11 +487,7 @@ def markdown(report: dict[str, Any]) -> str:
     for variant, chosen in report["selection"].items():
         lines.append(f"- {variant}: {chosen['architecture']}, {chosen['epochs']} epochs "
                      f"(validation score {chosen['validation_score']:.3f})")
-    lines += ["", "Targets:", ""]
-    for name, target in report["targets"].items():
-        figures = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
-                            for k, v in target.items() if k != "met")
-        lines.append(f"- {name}: {'met' if target['met'] else 'NOT met'} ({figures})")
+    lines += reports.target_lines(report["targets"])
     return "\n".join(lines) + "\n"
 
 
@@ -518,6 +515,5 @@ def plot(report: dict[str, Any], path: str) -> None:
 
 def write(report: dict[str, Any], output_dir: str, name: str = "movielens-100k") -> list[str]:
     """Writes `name`.json, .md and .png to `output_dir`; returns the paths."""
-    from benchmarks import reports
 
     return reports.write(report, output_dir, name, markdown(report), lambda path: plot(report, path))

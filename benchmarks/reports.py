@@ -14,6 +14,16 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
 
 
+def target_lines(targets: dict[str, dict[str, Any]]) -> list[str]:
+    """The markdown list of a report's targets: each met or NOT met, with the figures it was judged on."""
+    lines = ["", "Targets:", ""]
+    for name, target in targets.items():
+        figures = ", ".join(f"{key} {value:.3f}" if isinstance(value, float) else f"{key} {value}"
+                            for key, value in target.items() if key != "met")
+        lines.append(f"- {name}: {'met' if target['met'] else 'NOT met'} ({figures})")
+    return lines
+
+
 def write(report: dict[str, Any], output_dir: str, name: str, markdown: str,
           plot: Callable[[str], None] | None = None) -> list[str]:
     """Writes the files (each whole or not at all) to `output_dir`; returns their paths. `plot(path)` draws the PNG."""

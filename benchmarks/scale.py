@@ -321,10 +321,7 @@ def markdown(report: dict[str, Any]) -> str:
                  f"{size[stage]['marginal_seconds_per_million_events']:,.0f} s"
                  for previous, size in zip(report["sizes"], report["sizes"][1:], strict=False)]
         lines.append(f"- {title}: " + "; ".join(steps))
-    lines += ["", "Targets:", ""]
-    for name, target in report["targets"].items():
-        figures = ", ".join(f"{key} {value}" for key, value in target.items() if key != "met")
-        lines.append(f"- {name}: {'met' if target['met'] else 'NOT met'} ({figures})")
+    lines += reports.target_lines(report["targets"])
     return "\n".join(lines) + "\n"
 
 
