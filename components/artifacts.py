@@ -17,7 +17,9 @@ class ValidatedStatistics(artifact.Artifact):
     """A copy of StatisticsGen's output: Split-<split>/FeatureStats.pb per split. No properties, since a Kubeflow
     V2 spec gives custom artifact types none."""
 
-    TYPE_NAME = "mtrec.ValidatedStatistics"  # a KFP schema title: namespace.Name
+    # A Kubeflow V2 spec carries a custom type only as its schema title, `namespace.Name`, and the container
+    # entrypoint imports the class back from that title: so the title is this class's import path.
+    TYPE_NAME = "components.ValidatedStatistics"
 
 
 def load_split(validated: artifact.Artifact, split: str) -> object | None:

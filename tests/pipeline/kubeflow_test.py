@@ -11,6 +11,7 @@ import pytest
 import yaml
 from google.protobuf import json_format, message
 
+from components.artifacts import ValidatedStatistics
 from pipeline import cli, evaluation, kubeflow, local_runner
 from pipeline import config as config_lib
 from tests import kfp_local
@@ -133,6 +134,28 @@ def test_every_component_runs_in_the_image_through_the_tfx_entrypoint(vertex):
         # Each executor runs by import path from the installed mtrec: no module file, no staged wheel.
         executor_class = container["args"][container["args"].index("--executor_class_path") + 1]
         assert import_utils.import_class_by_path(executor_class)
+
+
+def _artifact_types(compiled: Compiled) -> list:
+    """Every artifact type a task's inputs or outputs name in the spec."""
+    types = []
+    for component in compiled.spec.components.values():
+        for definitions in (component.input_definitions, component.output_definitions):
+            types.extend(spec.artifact_type for spec in definitions.artifacts.values())
+    return types
+
+
+@pytest.mark.parametrize("platform", ["vertex", "kfp"])
+def test_every_artifact_type_imports_back_in_the_pod(platform, request):
+    """The pod's entrypoint rebuilds each artifact's Python class from the type in the spec alone; a custom
+    type's schema title is its import path there, so a title that is not one fails only at run time."""
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils
+    from tfx.utils import import_utils
+
+    compiled = request.getfixturevalue(platform)
+    classes = {import_utils.import_class_by_path(kubeflow_v2_entrypoint_utils._retrieve_class_path(artifact_type))
+               for artifact_type in _artifact_types(compiled)}
+    assert ValidatedStatistics in classes
 
 
 def test_beam_args_are_those_build_pipeline_made(vertex):
