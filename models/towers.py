@@ -7,6 +7,7 @@ from typing import Any
 import keras
 
 from models import features
+from models.embedding import SparseEmbedding
 
 
 def _masked_mean(embeddings: Any, indices: Any) -> Any:
@@ -28,7 +29,7 @@ class UserTower(keras.layers.Layer):
     def __init__(self, num_users: int, item_embedding: keras.layers.Embedding, output_dim: int, **kwargs: Any):
         super().__init__(**kwargs)
         # === Layers ===
-        self.user_embedding = keras.layers.Embedding(num_users, output_dim, name="user_id_embedding")
+        self.user_embedding = SparseEmbedding(num_users, output_dim, name="user_id_embedding")
         self.item_embedding = item_embedding
         self.projection = keras.layers.Dense(output_dim, dtype="float32", name="user_projection")  # see ItemTower
         # === Config ===
@@ -62,7 +63,7 @@ class ItemTower(keras.layers.Layer):
         super().__init__(**kwargs)
         # === Layers ===
         self.item_embedding = item_embedding
-        self.category_embedding = (keras.layers.Embedding(num_categories, output_dim, name="category_embedding")
+        self.category_embedding = (SparseEmbedding(num_categories, output_dim, name="category_embedding")
                                    if num_categories else None)
         self.text_encoder = text_encoder
         self.text_projection = (keras.layers.Dense(output_dim, activation="relu", name="text_projection")

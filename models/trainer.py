@@ -17,7 +17,18 @@ from tfx_bsl.public import tfxio
 
 from components.example_gen import input_contract
 from components.example_gen.input_contract import Item
-from models import distribution, export, features, loss_balancing, preprocessing, ranking, tasks, text_encoder
+from models import (
+    distribution,
+    export,
+    features,
+    loss_balancing,
+    optimizers,
+    preprocessing,
+    ranking,
+    tasks,
+    text_encoder,
+)
+from models.embedding import SparseEmbedding
 from models.model import MultiTaskRecommender
 from models.towers import ItemTower, UserTower
 
@@ -142,7 +153,7 @@ def build_model(tft_output: tft.TFTransformOutput, config: dict[str, Any],
     task_list = [tasks.Task.from_config(task) for task in model_config["tasks"]]
     num_users, num_items, num_categories = index_sizes(tft_output)
     dim = model_config["embedding_dim"]
-    item_embedding = keras.layers.Embedding(num_items, dim, name="item_id_embedding")
+    item_embedding = SparseEmbedding(num_items, dim, name="item_id_embedding")
     architecture = ranking.build_architecture(
         model_config["architecture"], len(tasks.ranking_tasks(task_list)), model_config["num_experts"],
         model_config["num_task_experts"], model_config["num_levels"], model_config["expert_units"])
@@ -181,7 +192,8 @@ def compiled_model(tft_output: tft.TFTransformOutput, config: dict[str, Any], tr
         statistics = train_statistics(train, index_sizes(tft_output)[1], task_list)
         with distribution.precision(training["mixed_precision"]):
             model = build_model(tft_output, config, statistics, catalogue)
-        model.compile(optimizer=keras.optimizers.Adam(training["learning_rate"]), jit_compile=training["jit_compile"])
+        model.compile(optimizer=optimizers.create(training["optimizer"], training["learning_rate"]),
+                      jit_compile=training["jit_compile"])
     return model
 
 

@@ -102,11 +102,14 @@ class Training:
     """`batch_size` is global: a distribution strategy splits each batch among its replicas. `distribution`:
     "default" (one device), "mirrored" (one replica per local GPU, or per logical CPU device without a GPU),
     "multi_worker_mirrored" (workers from TF_CONFIG) or "tpu". `mixed_precision`: "none", "mixed_float16" or
-    "mixed_bfloat16" (outputs and losses stay float32). `jit_compile`: XLA-compile the training step."""
+    "mixed_bfloat16" (outputs and losses stay float32). `jit_compile`: XLA-compile the training step.
+    `optimizer`: "lazy_adam" (Adam that updates only the embedding rows a batch touches, so a step's cost does
+    not grow with the tables; models/optimizers.py) or "adam" (Keras' Adam, every row at every step)."""
 
     epochs: int = 3
     batch_size: int = 256
     learning_rate: float = 0.01
+    optimizer: str = "lazy_adam"
     seed: int = 42
     distribution: str = "default"
     mixed_precision: str = "none"
@@ -185,7 +188,7 @@ _CHOICES = {"source": ("synthetic", "csv", "movielens"), "split": ("time", "rand
             "mode": ("frozen", "finetune", "off"), "pooling": ("mean", "cls"),
             "architecture": ("shared_bottom", "mmoe", "ple"), "loss_balancing": ("fixed", "uncertainty"),
             "distribution": ("default", "mirrored", "multi_worker_mirrored", "tpu"),
-            "mixed_precision": ("none", "mixed_float16", "mixed_bfloat16"),
+            "mixed_precision": ("none", "mixed_float16", "mixed_bfloat16"), "optimizer": ("lazy_adam", "adam"),
             "runner": beam_options.RUNNERS, "direct_running_mode": beam_options.RUNNING_MODES}
 # Task types, and the event columns each may take its label from.
 _TASK_LABELS = {"retrieval": (None, "clicked", "rating"), "binary": ("clicked",), "regression": ("rating", "clicked")}
@@ -295,7 +298,7 @@ def _check_validation(validation: Validation, problems: list[str]) -> None:
 
 def _check_training(config: RunConfig, problems: list[str]) -> None:
     if config.model.type == "tfrs":
-        for name, plain in (("mixed_precision", "none"), ("jit_compile", False)):
+        for name, plain in (("mixed_precision", "none"), ("jit_compile", False), ("optimizer", "lazy_adam")):
             if getattr(config.training, name) != plain:
                 problems.append(f"training.{name}: the tfrs baseline trains without it, got "
                                 f"{getattr(config.training, name)!r}")

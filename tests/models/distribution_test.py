@@ -7,6 +7,7 @@ same seed and global batch size, for two epochs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -38,6 +39,7 @@ def train_all(root: str) -> None:
     from benchmarks import small_model
     from components.example_gen import input_contract
     from models import export, trainer
+    from pipeline import config as config_lib
 
     tft_output = tft.TFTransformOutput(os.path.join(root, "transform"))
     with np.load(os.path.join(root, "transformed.npz")) as data:
@@ -45,8 +47,7 @@ def train_all(root: str) -> None:
     catalogue = list(input_contract.read_items(os.path.join(root, "data", input_contract.ITEMS_FILE)).values())
     results = {}
     for name, settings in TRAININGS.items():
-        training = {"learning_rate": 0.01, "seed": 0, "distribution": "default", "mixed_precision": "none",
-                    "jit_compile": False, **settings}
+        training = {**dataclasses.asdict(config_lib.Training()), "seed": 0, **settings}
         keras.utils.set_random_seed(0)
         dataset = tf.data.Dataset.from_tensor_slices(columns).batch(BATCH_SIZE)
         model = trainer.compiled_model(tft_output, {**small_model.TRAINER_CONFIG, "training": training}, dataset,
