@@ -22,7 +22,8 @@ import tensorflow as tf
 @keras.saving.register_keras_serializable(package="mtrec")
 class LazyAdam(keras.optimizers.Adam):
     """Adam with sparse updates for sparse gradients. The TensorFlow backend only (embedding gradients reach
-    `update_step` as tf.IndexedSlices); AMSGrad and weight decay are Adam's, for dense gradients only."""
+    `update_step` as tf.IndexedSlices, under a loss-scale optimizer too). No AMSGrad. Weight decay, if set, is
+    Keras' own, applied to every row at every step."""
 
     def __init__(self, learning_rate: float = 0.001, **kwargs: Any):
         if kwargs.get("amsgrad"):
