@@ -76,9 +76,7 @@ def measure_catalogue(num_items: int, requests: int, root: str) -> dict[str, Any
     import tensorflow as tf
     import tensorflow_text  # noqa: F401
 
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    import tensorflow_recommenders as tfrs
-
+    from models.tfrs_baseline import tfrs  # TFRS on tf_keras, even after tf.keras resolved to Keras 3
     from serving.server import ModelServer
 
     data = synthetic.SyntheticConfig(num_users=40, num_items=num_items, events_per_user=10, seed=11)
