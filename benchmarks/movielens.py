@@ -492,13 +492,11 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def plot(report: dict[str, Any], path: str) -> None:
-    import matplotlib
+    reports.save_figure(path, 3, (15, 4), lambda axes: _draw(report, axes))
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def _draw(report: dict[str, Any], axes: Any) -> None:
     names = [model["name"] for model in report["models"]]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for axis, key, title in ((axes[0], "top_100_accuracy", "top-100 accuracy (higher is better)"),
                              (axes[1], "rmse", "RMSE (lower is better)")):
         axis.barh(names, [model[key] for model in report["models"]], color="#4c72b0")
@@ -508,9 +506,6 @@ def plot(report: dict[str, Any], path: str) -> None:
             for variant in ("mtrec ids only", "mtrec text (frozen)") if variant in report["cold_start"]]
     axes[2].bar([name for name, _ in cold], [value for _, value in cold], color="#55a868")
     axes[2].set_title("cold items: Recall@100")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 def write(report: dict[str, Any], output_dir: str, name: str = "movielens-100k") -> list[str]:

@@ -24,6 +24,28 @@ def target_lines(targets: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def save_figure(path: str, columns: int, size: tuple[float, float], draw: Callable[[Any], None]) -> None:
+    """Draws a row of `columns` plots, `draw(axes)`, and saves it as a PNG at `path`, whole or not at all."""
+    import io
+
+    import matplotlib
+
+    from pipeline.local_runner import write_atomically
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, columns, figsize=size)
+    try:
+        draw(axes)
+        fig.tight_layout()
+        image = io.BytesIO()
+        fig.savefig(image, dpi=90, format="png")
+    finally:
+        plt.close(fig)
+    write_atomically(path, image.getvalue())
+
+
 def write(report: dict[str, Any], output_dir: str, name: str, markdown: str,
           plot: Callable[[str], None] | None = None) -> list[str]:
     """Writes the files (each whole or not at all) to `output_dir`; returns their paths. `plot(path)` draws the PNG."""

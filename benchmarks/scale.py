@@ -326,13 +326,11 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def plot(report: dict[str, Any], path: str) -> None:
-    import matplotlib
+    reports.save_figure(path, 2, (11, 4), lambda axes: _draw(report, axes))
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def _draw(report: dict[str, Any], axes: Any) -> None:
     events = [size["events"] for size in report["sizes"]]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for stage, title in STAGES.items():
         axes[0].plot(events, [size[stage]["events_per_second_ratio"] for size in report["sizes"]], marker="o",
                      label=title)
@@ -345,9 +343,6 @@ def plot(report: dict[str, Any], path: str) -> None:
         axis.set_xlabel("events in the log")
         axis.set_ylim(0, axis.get_ylim()[1] * 1.1)
         axis.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 def write(report: dict[str, Any], output_dir: str) -> list[str]:
