@@ -298,8 +298,9 @@ def _check_validation(validation: Validation, problems: list[str]) -> None:
 
 def _check_training(config: RunConfig, problems: list[str]) -> None:
     if config.model.type == "tfrs":
-        for name, plain in (("mixed_precision", "none"), ("jit_compile", False), ("optimizer", "lazy_adam")):
-            if getattr(config.training, name) != plain:
+        plain = Training()
+        for name in ("mixed_precision", "jit_compile", "optimizer"):
+            if getattr(config.training, name) != getattr(plain, name):
                 problems.append(f"training.{name}: the tfrs baseline trains without it, got "
                                 f"{getattr(config.training, name)!r}")
 

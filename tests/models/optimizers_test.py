@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from models import optimizers
+from pipeline import config as config_lib
 
 TABLE = np.arange(15, dtype="float32").reshape(5, 3) / 10
 
@@ -79,3 +80,14 @@ def test_config_round_trips_and_names_are_checked():
         optimizers.create("sgd", 0.02)
     with pytest.raises(ValueError, match="AMSGrad"):
         optimizers.LazyAdam(amsgrad=True)
+
+
+def test_the_config_accepts_exactly_the_optimizers_there_are():
+    for name in optimizers.OPTIMIZERS:
+        assert config_lib.from_dict({"training": {"optimizer": name}}).training.optimizer == name
+    choices = r"training.optimizer: must be one of \['lazy_adam', 'adam'\], got 'sgd'"
+    with pytest.raises(config_lib.ConfigError, match=choices):
+        config_lib.from_dict({"training": {"optimizer": "sgd"}})
+    with pytest.raises(config_lib.ConfigError,
+                       match="training.optimizer: the tfrs baseline trains without it, got 'adam'"):
+        config_lib.from_dict({"model": {"type": "tfrs"}, "training": {"optimizer": "adam"}})
