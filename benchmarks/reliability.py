@@ -159,7 +159,8 @@ def quarantine(directory: str, now: int = NOW) -> tuple[list[dict[str, Any]], di
 
     out, counted = os.path.join(directory, "quarantine"), os.path.join(directory, "examples")
     with beam.Pipeline() as pipeline:
-        splits = pipeline | executor.EventsToSplitExamples(directory, 3, "time", 0.5, 0, out, now)
+        splits = pipeline | executor.EventsToSplitExamples(directory, 3, "time", 0.5, 0, out,
+                                                           os.path.join(directory, "buckets"), now)
         _ = ((splits["train"], splits["eval"]) | beam.Flatten() | beam.combiners.Count.Globally()
              | beam.io.WriteToText(counted, num_shards=1, shard_name_template=""))
     with open(os.path.join(out, executor.QUARANTINE_FILE), encoding="utf-8") as handle:

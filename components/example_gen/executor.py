@@ -46,11 +46,13 @@ ROW_COUNTS_FILE = "row_counts.json"
 ROW_COUNTS_PROPERTY = "mtrec_row_counts"
 # How far past the run's start an event's timestamp may lie (clock skew between the log writer and this host).
 FUTURE_TOLERANCE_SECONDS = 24 * 3600
-# The examples of a split are shuffled through this many bucket files, each then shuffled in memory on its own:
-# ExampleGen holds about 1/SHUFFLE_BUCKETS of a split at a time (~100 MB at 5M events). The files live in
-# SHUFFLE_DIR inside the Examples artifact until the split is written.
-SHUFFLE_BUCKETS = 32
-SHUFFLE_DIR = "shuffle"
+# Nothing that grows with the log is held in memory at once: the events are grouped by user, and the examples of a
+# split shuffled, through bucket files, each bucket then read on its own. A bucket holds about BUCKET_BYTES of the
+# events file (the examples of a bucket take ~15x that), in MIN_BUCKETS files at least. The files live in
+# BUCKET_DIR inside the Examples artifact until the splits are written.
+MIN_BUCKETS = 32
+BUCKET_BYTES = 4 * 1024 * 1024
+BUCKET_DIR = "buckets"
 # Train-split event counts -> slice names: (lowest count of the bucket, name), ascending.
 POPULARITY_BUCKETS = ((0, "cold"), (1, "rare"), (10, "medium"), (50, "popular"))
 ACTIVITY_BUCKETS = ((0, "new"), (1, "light"), (10, "regular"), (50, "heavy"))
@@ -155,11 +157,11 @@ def add_slices(pair: tuple[str, tf.train.Example], item_counts: dict[str, int], 
 
 
 def _known_item(entry: tuple[int, input_contract.Event], items: dict[str, Any]
-                ) -> Iterator[tuple[str, tuple] | input_contract.BadRow]:
+               ) -> Iterator[tuple[str, tuple] | input_contract.BadRow]:
     """(user, (line, *event fields)) for an event whose item the catalogue has; a BadRow saying why otherwise.
 
-    The event travels as a tuple of plain values, not with its item's text: grouping by user holds every event
-    in memory on the DirectRunner, and a tuple encodes in a quarter of the bytes of the dataclass."""
+    The event travels as a tuple of plain values, not with its item's text: the text joins the event only when
+    its example is built."""
     line, event = entry
     item = items.get(event.item_id)
     if isinstance(item, input_contract.Item):
@@ -177,8 +179,27 @@ def _preferred_entry(entries: Iterable[input_contract.Item | input_contract.BadR
     return next((entry for entry in entries if isinstance(entry, input_contract.Item)), entries[0])
 
 
-def _user_events(user: tuple[str, Iterable[tuple]]) -> list[tuple[int, input_contract.Event]]:
-    return [(line, input_contract.Event(*fields)) for line, *fields in user[1]]
+def bucket_count(events_path: str) -> int:
+    """How many buckets the events file's log goes through (see BUCKET_BYTES); the minimum if it is missing,
+    which the reading of it reports."""
+    size = tf.io.gfile.stat(events_path).length if tf.io.gfile.exists(events_path) else 0
+    return max(MIN_BUCKETS, -(-size // BUCKET_BYTES))
+
+
+def _user_bucket(keyed: tuple[str, tuple], buckets: int) -> tuple[int, bytes]:
+    """(bucket of the user, the event's tuple as JSON), for _ToBucketFiles."""
+    user, event = keyed
+    return zlib.crc32(user.encode("utf-8")) % buckets, json.dumps(event).encode("utf-8")
+
+
+def _bucket_users(bucket_files: tuple[int, Iterable[str]]) -> Iterator[list[tuple[int, input_contract.Event]]]:
+    """Each user's (line, event) pairs, for the users of one bucket of events (see _user_bucket)."""
+    users: dict[str, list[tuple[int, input_contract.Event]]] = {}
+    for record in _read_records(bucket_files[1]):
+        line, *fields = json.loads(record)
+        event = input_contract.Event(*fields)
+        users.setdefault(event.user_id, []).append((line, event))
+    yield from users.values()
 
 
 def _catalogue_entries(path: str) -> Iterator[tuple[str, input_contract.Item | input_contract.BadRow]]:
@@ -228,24 +249,38 @@ def _WriteQuarantine(bad: beam.PCollection, event_rows: beam.PCollection, item_r
                                                 shard_name_template=""))
 
 
-def _sliced_user_examples(user: tuple[str, Iterable[tuple]], history_length: int, split: str, eval_fraction: float,
-                          seed: int, items: dict[str, Any], item_counts: dict[str, int],
-                          user_counts: dict[str, int]) -> Iterator[tuple[str, tf.train.Example]]:
-    """(split, example) of one user's events, with the item text and the slices; the Timelines step has already
-    quarantined the repeats that this skips."""
-    events = [(line, event, items[event.item_id]) for line, event in _user_events(user)]
-    for entry in user_examples(events, history_length, split, eval_fraction, seed):
-        if not _is_bad(entry):
-            yield add_slices(entry, item_counts, user_counts)
+def _bucket_timelines(bucket_files: tuple[int, Iterable[str]], history_length: int, split: str,
+                      eval_fraction: float, seed: int
+                      ) -> Iterator[tuple[str, input_contract.Event, None, list[str]] | input_contract.BadRow]:
+    """user_timeline of each user of one bucket of events."""
+    for events in _bucket_users(bucket_files):
+        yield from user_timeline([(line, event, None) for line, event in events], history_length, split,
+                                 eval_fraction, seed)
+
+
+def _bucket_examples(bucket_files: tuple[int, Iterable[str]], history_length: int, split: str, eval_fraction: float,
+                     seed: int, items: dict[str, Any], item_counts: dict[str, int],
+                     user_counts: dict[str, int]) -> Iterator[tuple[str, tf.train.Example]]:
+    """(split, example) of each event of one bucket's users, with the item text and the slices; the Timelines
+    step has already quarantined the repeats that this skips."""
+    for events in _bucket_users(bucket_files):
+        attached = [(line, event, items[event.item_id]) for line, event in events]
+        for entry in user_examples(attached, history_length, split, eval_fraction, seed):
+            if not _is_bad(entry):
+                yield add_slices(entry, item_counts, user_counts)
 
 
 @beam.ptransform_fn
 def EventsToSplitExamples(
     pipeline: beam.Pipeline, input_dir: str, history_length: int, split: str, eval_fraction: float, seed: int,
-    quarantine_dir: str, max_timestamp: int | None = None,
+    quarantine_dir: str, bucket_dir: str, max_timestamp: int | None = None,
 ) -> dict[str, beam.PCollection]:
     """Reads the two CSV files of `input_dir`; returns {'train': examples, 'eval': examples} and writes the
-    quarantined rows and row counts to `quarantine_dir`. Events after `max_timestamp` are quarantined."""
+    quarantined rows and row counts to `quarantine_dir`. Events after `max_timestamp` are quarantined.
+
+    The events are grouped by user through bucket files in `bucket_dir`, which the caller removes once the
+    pipeline has run."""
+    events_path = os.path.join(input_dir, input_contract.EVENTS_FILE)
     catalogue = (
         pipeline
         | "ItemsPath" >> beam.Create([os.path.join(input_dir, input_contract.ITEMS_FILE)])
@@ -253,20 +288,23 @@ def EventsToSplitExamples(
     )
     screened = (
         pipeline
-        | "EventsPath" >> beam.Create([os.path.join(input_dir, input_contract.EVENTS_FILE)])
+        | "EventsPath" >> beam.Create([events_path])
         | "ReadEvents" >> beam.FlatMap(input_contract.screen_events, max_timestamp=max_timestamp)
     )
     events, bad_events = _split_bad(screened, "Events")
-    # The catalogue is a side input (its size is the catalogue's, not the log's), and only a tuple of plain values
-    # per event goes through the grouping by user: the DirectRunner holds a grouping's whole input in memory. A
-    # first pass over each user's events gives the train counts that the slices need; the examples are built in a
-    # second pass, so none of them waits in memory for the counts.
+    # The catalogue is a side input (its size is the catalogue's, not the log's). A runner's GroupByKey may hold
+    # its whole input in memory (the DirectRunner does), so the events are grouped by user through bucket files:
+    # only the files' names go through a GroupByKey, and each bucket is read and grouped on its own. A first pass
+    # over the buckets gives the train counts that the slices need; the examples are built in a second pass, so
+    # none of them waits in memory for the counts.
     items = beam.pvalue.AsDict(catalogue | "OnePerItem" >> beam.CombinePerKey(_preferred_entry))
     known, unknown_items = _split_bad(events | "KnownItems" >> beam.FlatMap(_known_item, items=items), "Known")
-    users = known | "GroupByUser" >> beam.GroupByKey()
-    timelines, duplicates = _split_bad(users | "Timelines" >> beam.FlatMap(lambda user: user_timeline(
-        [(line, event, None) for line, event in _user_events(user)], history_length, split, eval_fraction, seed)),
-        "Timelines")
+    buckets = bucket_count(events_path)
+    user_buckets = (known
+                    | "UserBuckets" >> beam.Map(_user_bucket, buckets)
+                    | "UserBucketFiles" >> _GroupIntoBucketFiles(bucket_dir))
+    timelines, duplicates = _split_bad(user_buckets | "Timelines" >> beam.FlatMap(
+        _bucket_timelines, history_length, split, eval_fraction, seed), "Timelines")
     train_events = timelines | "TrainEvents" >> beam.Filter(lambda entry: entry[0] == TRAIN)
     item_counts = (train_events | "TrainItems" >> beam.Map(lambda entry: entry[1].item_id)
                    | "CountItems" >> beam.combiners.Count.PerElement())
@@ -277,8 +315,8 @@ def EventsToSplitExamples(
          | "Quarantine" >> _WriteQuarantine(
              screened | "CountEventRows" >> beam.combiners.Count.Globally(),
              catalogue | "CountItemRows" >> beam.combiners.Count.Globally(), quarantine_dir))
-    examples = users | "AddHistorySplitAndSlices" >> beam.FlatMap(
-        _sliced_user_examples, history_length=history_length, split=split, eval_fraction=eval_fraction, seed=seed,
+    examples = user_buckets | "AddHistorySplitAndSlices" >> beam.FlatMap(
+        _bucket_examples, history_length=history_length, split=split, eval_fraction=eval_fraction, seed=seed,
         items=items, item_counts=beam.pvalue.AsDict(item_counts), user_counts=beam.pvalue.AsDict(user_counts))
     train, eval_ = examples | "Split" >> beam.Partition(lambda pair, _: int(pair[0] == EVAL), 2)
     return {
@@ -288,12 +326,11 @@ def EventsToSplitExamples(
 
 
 class _ToBucketFiles(beam.DoFn):
-    """Appends each serialized example to the file of its bucket (a hash of its bytes), in files of this bundle's
-    own; yields (bucket, file) for each file once the bundle is done."""
+    """Appends each (bucket, record) to its bucket's file, in files of this bundle's own; yields (bucket, file)
+    for each file once the bundle is done."""
 
-    def __init__(self, directory: str, buckets: int):
+    def __init__(self, directory: str):
         self._directory = directory
-        self._buckets = buckets
         self._files: dict[int, tuple[str, Any]] = {}
 
     def setup(self) -> None:
@@ -303,8 +340,8 @@ class _ToBucketFiles(beam.DoFn):
         self._bundle = uuid.uuid4().hex
         self._files = {}
 
-    def process(self, record: bytes) -> None:
-        bucket = zlib.crc32(record) % self._buckets
+    def process(self, keyed: tuple[int, bytes]) -> None:
+        bucket, record = keyed
         if bucket not in self._files:
             path = os.path.join(self._directory, f"bucket-{bucket:05d}-{self._bundle}.tfrecord")
             self._files[bucket] = (path, tf.io.TFRecordWriter(path))
@@ -316,13 +353,25 @@ class _ToBucketFiles(beam.DoFn):
             yield beam.transforms.window.GlobalWindows.windowed_value((bucket, path))
 
 
+@beam.ptransform_fn
+def _GroupIntoBucketFiles(keyed: beam.PCollection, directory: str) -> beam.PCollection:
+    """(bucket, record) pairs -> (bucket, its files in `directory`), one element per bucket: only the files'
+    names go through the GroupByKey, so its size does not grow with the records."""
+    return keyed | "ToBucketFiles" >> beam.ParDo(_ToBucketFiles(directory)) | "GroupBuckets" >> beam.GroupByKey()
+
+
+def _read_records(paths: Iterable[str]) -> list[bytes]:
+    """The records of a bucket's files, in the files' name order."""
+    return [record for batch in tf.data.TFRecordDataset(sorted(paths)).batch(4096).as_numpy_iterator()
+            for record in batch.tolist()]
+
+
 def _write_bucket(bucket_files: tuple[int, Iterable[str]], output_dir: str, buckets: int) -> str:
     """Writes one bucket's examples, in an order that depends only on which examples they are, as one gzipped
     TFRecord file of the split; removes the bucket's files; returns the path written."""
     bucket, paths = bucket_files
-    paths = sorted(paths)
-    records = sorted(record for batch in tf.data.TFRecordDataset(paths).batch(4096).as_numpy_iterator()
-                     for record in batch.tolist())
+    paths = list(paths)
+    records = sorted(_read_records(paths))
     random.Random(bucket).shuffle(records)
     tf.io.gfile.makedirs(output_dir)
     output = os.path.join(output_dir, f"data_tfrecord-{bucket:05d}-of-{buckets:05d}.gz")
@@ -336,7 +385,7 @@ def _write_bucket(bucket_files: tuple[int, Iterable[str]], output_dir: str, buck
 
 @beam.ptransform_fn
 def ShuffleAndWrite(examples: beam.PCollection, output_dir: str, bucket_dir: str,
-                    buckets: int = SHUFFLE_BUCKETS) -> beam.PCollection:
+                    buckets: int = MIN_BUCKETS) -> beam.PCollection:
     """Writes tf.Examples to gzipped TFRecord files of `output_dir` in a shuffled order; returns the files' paths.
 
     TFX's own write shuffles with a Reshuffle, which a DirectRunner does in memory (and in arrival order): all of
@@ -345,8 +394,8 @@ def ShuffleAndWrite(examples: beam.PCollection, output_dir: str, bucket_dir: str
     """
     return (examples
             | "Serialize" >> beam.Map(lambda example: example.SerializeToString(deterministic=True))
-            | "ToBucketFiles" >> beam.ParDo(_ToBucketFiles(bucket_dir, buckets))
-            | "GroupBuckets" >> beam.GroupByKey()
+            | "Bucket" >> beam.Map(lambda record: (zlib.crc32(record) % buckets, record))
+            | "BucketFiles" >> _GroupIntoBucketFiles(bucket_dir)
             | "WriteBuckets" >> beam.Map(_write_bucket, output_dir, buckets))
 
 
@@ -377,6 +426,7 @@ class Executor(BaseExampleGenExecutor):
            exec_properties: dict[str, Any]) -> None:
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
         self._quarantine_dir = os.path.join(examples.uri, QUARANTINE_DIR)
+        self._bucket_dir = os.path.join(examples.uri, BUCKET_DIR)
         self._max_timestamp = int(time.time()) + FUTURE_TOLERANCE_SECONDS
         self._write_splits(examples, exec_properties)
         counts = read_row_counts(examples.uri)
@@ -391,12 +441,17 @@ class Executor(BaseExampleGenExecutor):
     def _write_splits(self, examples: Any, exec_properties: dict[str, Any]) -> None:
         """What BaseExampleGenExecutor.Do does, with ShuffleAndWrite in place of TFX's in-memory shuffle."""
         examples.split_names = artifact_utils.encode_split_names([TRAIN, EVAL])
-        bucket_root = os.path.join(examples.uri, SHUFFLE_DIR)
-        with self._make_beam_pipeline() as pipeline:
-            for split, split_examples in self.GenerateExamplesByBeam(pipeline, exec_properties).items():
-                _ = split_examples | f"WriteSplit[{split}]" >> ShuffleAndWrite(
-                    artifact_utils.get_split_uri([examples], split), os.path.join(bucket_root, split))
-        tf.io.gfile.rmtree(bucket_root)
+        buckets = bucket_count(os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY],
+                                            input_contract.EVENTS_FILE))
+        try:
+            with self._make_beam_pipeline() as pipeline:
+                for split, split_examples in self.GenerateExamplesByBeam(pipeline, exec_properties).items():
+                    _ = split_examples | f"WriteSplit[{split}]" >> ShuffleAndWrite(
+                        artifact_utils.get_split_uri([examples], split), os.path.join(self._bucket_dir, split),
+                        buckets)
+        finally:  # the bucket files are scratch space, removed also when the run failed
+            if tf.io.gfile.exists(self._bucket_dir):
+                tf.io.gfile.rmtree(self._bucket_dir)
         examples_utils.set_payload_format(examples, exec_properties[standard_component_specs.OUTPUT_DATA_FORMAT_KEY])
         examples_utils.set_file_format(examples, write_split.to_file_format_str(
             exec_properties[standard_component_specs.OUTPUT_FILE_FORMAT_KEY]))
@@ -410,5 +465,6 @@ class Executor(BaseExampleGenExecutor):
             eval_fraction=exec_properties[EVAL_FRACTION_KEY],
             seed=exec_properties[SEED_KEY],
             quarantine_dir=self._quarantine_dir,
+            bucket_dir=os.path.join(self._bucket_dir, "users"),
             max_timestamp=self._max_timestamp,
         )

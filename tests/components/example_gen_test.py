@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import apache_beam as beam
 from apache_beam.testing import util as beam_util
 
@@ -86,7 +88,7 @@ def test_beam_pipeline_joins_item_text_and_splits(tmp_path):
 
     with beam.Pipeline() as pipeline:
         splits = pipeline | executor.EventsToSplitExamples(str(tmp_path), 3, "time", 0.5, 0,
-                                                           str(tmp_path / "quarantine"))
+                                                           str(tmp_path / "quarantine"), str(tmp_path / "buckets"))
         beam_util.assert_that(splits["train"] | "T" >> beam.Map(summary),
                               beam_util.equal_to([("u1", "Rocket", ("space", "sky"), (), "rare"),
                                                   ("u2", "Bread", ("cooking",), (), "rare")]), label="train")
@@ -125,3 +127,39 @@ def test_shuffle_and_write_writes_every_example_once_in_a_shuffled_order_that_is
     assert sorted(n for file in first for n in file) == list(range(300))
     assert all(file != sorted(file) for file in first)
     assert write("second") == first
+
+
+def test_a_users_events_meet_in_one_bucket_whichever_file_and_bundle_they_came_in(tmp_path):
+    import tensorflow as tf
+
+    events = [_event(user, item, t) for t, (user, item) in enumerate(
+        [("u1", "a"), ("u2", "b"), ("u1", "c"), ("u3", "a"), ("u2", "d"), ("u1", "e")])]
+    keyed = [executor._user_bucket((event.user_id, (line, *dataclasses.astuple(event))), 2)
+             for line, event in enumerate(events, start=2)]
+    files = {}
+    for index, (bucket, record) in enumerate(keyed):  # two files per bucket, as two bundles would write
+        path = str(tmp_path / f"bucket-{bucket}-{index % 2}")
+        files.setdefault(bucket, {}).setdefault(path, []).append(record)
+    for paths in files.values():
+        for path, records in paths.items():
+            with tf.io.TFRecordWriter(path) as writer:
+                for record in records:
+                    writer.write(record)
+    users = {}
+    for bucket, paths in files.items():
+        for user_events in executor._bucket_users((bucket, list(paths))):
+            assert len({event.user_id for _, event in user_events}) == 1
+            assert user_events[0][1].user_id not in users  # a user is in one bucket only
+            users[user_events[0][1].user_id] = sorted(user_events)
+    assert users == {user: [(line, event) for line, event in enumerate(events, start=2) if event.user_id == user]
+                     for user in ("u1", "u2", "u3")}
+
+
+def test_the_bucket_count_grows_with_the_events_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(executor, "BUCKET_BYTES", 100)
+    path = tmp_path / "events.csv"
+    assert executor.bucket_count(str(path)) == executor.MIN_BUCKETS  # missing: reported by the reader
+    path.write_bytes(b"x" * 100 * executor.MIN_BUCKETS)
+    assert executor.bucket_count(str(path)) == executor.MIN_BUCKETS
+    path.write_bytes(b"x" * (100 * executor.MIN_BUCKETS + 1))
+    assert executor.bucket_count(str(path)) == executor.MIN_BUCKETS + 1

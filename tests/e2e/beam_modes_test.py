@@ -71,6 +71,9 @@ def test_example_gen_writes_the_same_examples_in_both_modes(pipeline_roots):
     assert sorted(in_memory) == ["Split-eval", "Split-train"]
     assert sum(in_memory["Split-train"].values()) > 400
     assert multi == in_memory
+    for mode in MODES:  # the bucket files that grouped and shuffled the events are gone
+        artifact, = glob.glob(os.path.join(pipeline_roots[mode], "EventsExampleGen", "examples", "*"))
+        assert sorted(os.listdir(artifact)) == ["Split-eval", "Split-train", "quarantine"]
 
 
 def test_transform_writes_the_same_vocabularies_and_transformed_examples_in_both_modes(pipeline_roots):
