@@ -17,7 +17,10 @@ def test_the_catalogue_grows_from_10k_items_at_100k_events_to_200k_at_5m():
     # A power law: ten times the events multiply the items by 20 ** (1 / log10(50)) = 5.8314.
     assert scale.catalogue_size(1_000_000) == 58_314
     config = scale.data_config(1_000_000)
-    assert (config.num_users, config.num_items) == (33_333, 58_314)
+    assert (config.num_users, config.num_items, config.events_per_user) == (33_333, 58_314, 30)
+    # The control: the events of 5M over the users and items of 100k.
+    control = scale.data_config(5_000_000, vocabulary_of=100_000)
+    assert (control.num_users, control.num_items, control.events_per_user) == (3_333, 10_000, 1_500)
 
 
 def _size(events: int, data_seconds: float, data_mb: float, train_seconds: float, train_mb: float) -> dict:
@@ -31,7 +34,8 @@ def _size(events: int, data_seconds: float, data_mb: float, train_seconds: float
 def test_ratios_marginal_costs_and_targets_by_hand():
     sizes = [_size(1000, 10.0, 1000.0, 4.0, 2000.0), _size(2000, 20.0, 1100.0, 7.0, 2000.0),
              _size(4000, 50.0, 1300.0, 12.0, 2100.0)]
-    scale.add_ratios(sizes)
+    control = _size(4000, 40.0, 1050.0, 12.0, 2000.0)
+    scale.add_ratios(sizes, control)
     data, train = sizes[2]["example_gen_transform"], sizes[2]["training"]
     # Data: 100, 100, 80 events/s; memory 1000, 1100, 1300 MB.
     assert [s["example_gen_transform"]["events_per_second_ratio"] for s in sizes] == [1.0, 1.0, 0.8]
@@ -43,15 +47,25 @@ def test_ratios_marginal_costs_and_targets_by_hand():
     assert train["events_per_second_ratio"] == pytest.approx(1.333, abs=1e-3)
     assert train["peak_memory_ratio"] == 1.05
     assert "marginal_seconds_per_million_events" not in sizes[0]["training"]
+    assert control["example_gen_transform"]["peak_memory_ratio"] == 1.05
+    assert control["example_gen_transform"]["events_per_second_ratio"] == 1.0
+    assert "marginal_seconds_per_million_events" not in control["training"]
 
-    targets = scale.targets(sizes)
+    targets = scale.targets(sizes, control)
     assert targets["ExampleGen + Transform: events/s >= 0.8x the smallest size's"] == {"worst_ratio": 0.8,
                                                                                         "met": True}
     # (1300 - 1000) MB over 3000 events: 100,000 MB per million.
-    assert targets["ExampleGen + Transform: peak memory <= 1.25x the smallest size's"] == {
+    growing = "peak memory <= 1.25x the smallest size's, users and items growing with the log"
+    assert targets[f"ExampleGen + Transform: {growing}"] == {
         "worst_ratio": 1.3, "growth_mb_per_million_events": 100_000.0, "met": False}
     assert targets["training epoch: events/s >= 0.8x the smallest size's"]["met"] is True
-    assert targets["training epoch: peak memory <= 1.25x the smallest size's"]["met"] is True
+    assert targets[f"training epoch: {growing}"]["met"] is True
+    # The control: (1050 - 1000) MB over 3000 events.
+    fixed = "peak memory <= 1.25x the smallest size's at 4,000 events over the smallest size's users and items"
+    assert targets[f"ExampleGen + Transform: {fixed}"] == {
+        "worst_ratio": 1.05, "growth_mb_per_million_events": 16_666.7, "met": True}
+    assert targets[f"training epoch: {fixed}"]["met"] is True
+    assert len(targets) == 6
 
 
 def test_one_size_is_refused():
@@ -70,10 +84,14 @@ def test_bad_sizes_on_the_command_line(sizes, message, capsys):
 
 @pytest.mark.slow
 def test_a_tiny_run_measures_every_stage_and_writes_the_results(tmp_path):
-    """Two tiny sizes through the real pipeline (about 3 minutes: every stage's cost here is its fixed cost)."""
+    """Two tiny sizes and the control through the real pipeline (about 4 minutes: every stage's cost here is its
+    fixed cost)."""
     report = scale.run((1000, 2500), work_dir=str(tmp_path), log=lambda line: None)
     assert [size["events"] for size in report["sizes"]] == sorted(size["events"] for size in report["sizes"])
-    for size in report["sizes"]:
+    smallest, control = report["sizes"][0], report["control"]
+    assert (control["users"], control["items"]) == (smallest["users"], smallest["items"])
+    assert control["events"] == pytest.approx(report["sizes"][-1]["events"], rel=0.1)
+    for size in [*report["sizes"], control]:
         # Every generated event reached an example of one split.
         assert sum(size["examples"].values()) == size["events"]
         assert size["training"]["train_examples"] == size["examples"]["train"]
@@ -104,4 +122,5 @@ def test_a_tiny_run_measures_every_stage_and_writes_the_results(tmp_path):
     table = open(paths[1]).read()
     for size in report["sizes"]:
         assert f"| {size['events']:,} | {size['items']:,} | {size['users']:,} |" in table
+    assert f"| {control['events']:,} (control) | {control['items']:,} | {control['users']:,} |" in table
     assert os.path.getsize(paths[2]) > 10_000
