@@ -157,7 +157,7 @@ def add_slices(pair: tuple[str, tf.train.Example], item_counts: dict[str, int], 
 
 
 def _known_item(entry: tuple[int, input_contract.Event], items: dict[str, Any]
-               ) -> Iterator[tuple[str, tuple] | input_contract.BadRow]:
+                ) -> Iterator[tuple[str, tuple] | input_contract.BadRow]:
     """(user, (line, *event fields)) for an event whose item the catalogue has; a BadRow saying why otherwise.
 
     The event travels as a tuple of plain values, not with its item's text: the text joins the event only when
@@ -360,10 +360,10 @@ def _GroupIntoBucketFiles(keyed: beam.PCollection, directory: str) -> beam.PColl
     return keyed | "ToBucketFiles" >> beam.ParDo(_ToBucketFiles(directory)) | "GroupBuckets" >> beam.GroupByKey()
 
 
-def _read_records(paths: Iterable[str]) -> list[bytes]:
+def _read_records(paths: Iterable[str]) -> Iterator[bytes]:
     """The records of a bucket's files, in the files' name order."""
-    return [record for batch in tf.data.TFRecordDataset(sorted(paths)).batch(4096).as_numpy_iterator()
-            for record in batch.tolist()]
+    for batch in tf.data.TFRecordDataset(sorted(paths)).batch(4096).as_numpy_iterator():
+        yield from batch.tolist()
 
 
 def _write_bucket(bucket_files: tuple[int, Iterable[str]], output_dir: str, buckets: int) -> str:
