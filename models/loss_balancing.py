@@ -24,6 +24,7 @@ class FixedWeights(keras.layers.Layer):
     def __init__(self, weights: dict[str, float], **kwargs: Any):
         super().__init__(**kwargs)
         self.task_weights = dict(weights)
+        self.built = True  # nothing depends on the losses' shapes (as keras.layers.Dropout)
 
     def call(self, losses: dict[str, Any]) -> Any:
         return sum(self.task_weights[name] * loss for name, loss in losses.items())
@@ -47,6 +48,7 @@ class UncertaintyWeights(keras.layers.Layer):
         self.scales = dict(scales)
         self.log_variances = {name: self.add_weight(shape=(), initializer="zeros", name=f"{name}_log_variance")
                               for name in self.task_weights}
+        self.built = True  # the weights depend on the task list alone, not on the losses' shapes
 
     def call(self, losses: dict[str, Any]) -> Any:
         total = 0.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 import keras_hub
 import numpy as np
@@ -163,3 +165,15 @@ def test_retrieval_loss_matches_hand_computation():
     corrected = tasks.retrieval_loss(users, items, np.array([7, 8]), np.array([1.0, 0.0]), 1.0, log_q)
     logits = np.array([1.0, 1.0]) - log_q
     assert float(corrected) == pytest.approx(-(logits[0] - np.log(np.exp(logits).sum())), rel=1e-5)
+
+
+@pytest.mark.parametrize("balancing", loss_balancing.LOSS_BALANCING)
+def test_the_first_call_builds_every_layer_without_keras_build_warning(balancing):
+    """Keras warns at a model's first call when a child layer stays unbuilt; the loss balancing layer, which the
+    call does not use, is built from the task list alone."""
+    model = build(balancing=balancing)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model(batch())
+    assert not [str(w.message) for w in caught if "build()" in str(w.message)]
+    assert all(layer.built for layer in model._flatten_layers())
