@@ -378,8 +378,8 @@ def _draw(report: dict[str, Any], axes: Any) -> None:
     for axis in axes:
         axis.set_xscale("log")
         axis.set_xlabel("events in the log")
-        axis.set_ylim(0, axis.get_ylim()[1] * 1.1)
-        axis.legend()
+        axis.set_ylim(0, axis.get_ylim()[1] * 1.5)  # room above the data for the legend
+        axis.legend(loc="upper left", fontsize="small")
 
 
 def write(report: dict[str, Any], output_dir: str) -> list[str]:
