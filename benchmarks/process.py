@@ -4,6 +4,11 @@ A fresh (spawned) process per job makes each job's peak memory its own: nothing 
 earlier job counts. The parent samples the resident memory of the job's whole process tree (Beam's worker
 processes are children of the job) every `interval` seconds; the job also reports its own exact maximum, which
 catches a spike between two samples. The peak is the larger of the two.
+
+The job's own maximum is the kernel's high-water mark of its address space (`VmHWM`), not `getrusage`'s
+`ru_maxrss`: a spawned child starts as a fork or vfork of the launcher, and Linux carries the launcher's
+high-water mark into the child's `ru_maxrss` across exec, so every job would report at least the launcher's peak.
+`VmHWM` belongs to the address space that exec creates, so it starts from nothing.
 """
 
 from __future__ import annotations
@@ -11,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
-import resource
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, wait
@@ -50,9 +54,22 @@ def tree_memory_mb(root: psutil.Process) -> float:
     return total / MB
 
 
+def own_peak_mb() -> float:
+    """This process's peak resident memory since its exec (Linux `VmHWM`); 0 where /proc has no such line, so that
+    the parent's samples alone decide."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return 0.0
+
+
 def _call_and_own_peak(function: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, float]:
     result = function(*args)
-    return result, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+    return result, own_peak_mb()
 
 
 def run_isolated(function: Callable[..., Any], *args: Any, interval: float = 0.2) -> Measured:

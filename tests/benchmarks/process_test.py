@@ -22,6 +22,11 @@ def hold_memory(own_mb: int, child_mb: int, seconds: float) -> str:
     return f"held {len(block) // MB} MB"
 
 
+def allocate(mb: int) -> int:
+    block = b"x" * (mb * MB)
+    return len(block) // MB
+
+
 def fail() -> None:
     raise ValueError("the job's own error")
 
@@ -34,6 +39,14 @@ def test_peak_memory_counts_the_child_processes():
     assert measured.seconds >= 2.0
     start, end = measured.samples[0][0], measured.samples[-1][0]
     assert measured.peak_between(start, end) == max(mb for _, mb in measured.samples)
+
+
+def test_the_peak_is_the_jobs_own_not_the_launchers():
+    held_by_launcher = b"y" * (1500 * MB)  # the launcher's high-water mark, which a forked child's ru_maxrss inherits
+    measured = process.run_isolated(allocate, 100)
+    assert measured.result == 100 and len(held_by_launcher) == 1500 * MB
+    # 100 MB plus the interpreter, psutil and the test module's imports: far below the launcher's 1.5 GB.
+    assert 100 < measured.peak_memory_mb < 400
 
 
 def test_a_window_between_two_samples_reads_the_sample_before_it():
