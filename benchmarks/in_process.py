@@ -25,12 +25,17 @@ from tfx_bsl.public import tfxio
 
 import schema
 from models import preprocessing
+from pipeline import config
 
 _BATCH = 4096
 
 
 def raw_schema() -> schema_pb2.Schema:
-    return text_format.Parse(pathlib.Path(schema.SCHEMA_FILE).read_text(), schema_pb2.Schema())
+    """The curated schema with the default tasks' label columns (click and rating), which these benchmarks train."""
+    defaults = config.RunConfig()
+    text = schema.with_labels(pathlib.Path(schema.SCHEMA_FILE).read_text(), config.label_columns(defaults),
+                              config.label_ranges(defaults))
+    return text_format.Parse(text, schema_pb2.Schema())
 
 
 def analyze(train: list[tf.train.Example], transform_config: dict[str, Any], transform_dir: str

@@ -210,8 +210,8 @@ def popularity_baseline(events: list[input_contract.Event], train: np.ndarray, t
     rows = {item: row for row, item in enumerate(catalogue_ids)}
     true_rows = np.array([rows[events[i].item_id] for i in test])
     metrics = ranking_metrics(np.ones((len(test), 1)), scores.reshape(-1, 1), true_rows)
-    mean = float(np.mean([events[i].rating for i in train]))
-    metrics["rmse"] = float(np.sqrt(np.mean([(events[i].rating - mean) ** 2 for i in test])))
+    mean = float(np.mean([events[i].labels[features.RATING] for i in train]))
+    metrics["rmse"] = float(np.sqrt(np.mean([(events[i].labels[features.RATING] - mean) ** 2 for i in test])))
     metrics["click_auc"] = 0.5
     return metrics
 

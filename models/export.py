@@ -37,10 +37,7 @@ _HISTORY_SPEC = tf.TensorSpec([None, None], tf.string, name=features.HISTORY)
 
 def raw_serving_spec(tft_output: tft.TFTransformOutput) -> dict[str, Any]:
     """The raw feature spec a request must follow: the schema's features minus labels and evaluation slices."""
-    spec = tft_output.raw_feature_spec()
-    for name in (*features.LABEL_COLUMNS, *features.SLICE_FEATURES):
-        spec.pop(name)
-    return spec
+    return {name: spec for name, spec in tft_output.raw_feature_spec().items() if name in features.SERVING_FEATURES}
 
 
 def _to_sparse(strings: tf.Tensor) -> tf.SparseTensor:

@@ -5,6 +5,9 @@ Transform, Trainer, export, evaluation and serving import these names; no other 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 # === Raw input columns (the CSV contract) ===
 USER_ID = "user_id"
 ITEM_ID = "item_id"
@@ -15,9 +18,9 @@ TITLE = "title"
 DESCRIPTION = "description"
 CATEGORIES = "categories"
 
-EVENT_COLUMNS = (USER_ID, ITEM_ID, TIMESTAMP, CLICKED, RATING)
+# Every event has these; its other columns are labels when a task declares them (see `label_columns`).
+EVENT_KEY_COLUMNS = (USER_ID, ITEM_ID, TIMESTAMP)
 ITEM_COLUMNS = (ITEM_ID, TITLE, DESCRIPTION, CATEGORIES)
-REQUIRED_EVENT_COLUMNS = EVENT_COLUMNS
 REQUIRED_ITEM_COLUMNS = (ITEM_ID, TITLE)
 CATEGORY_SEPARATOR = "|"
 
@@ -27,13 +30,21 @@ HISTORY = "history"  # the user's previous item ids, most recent first, strictly
 ITEM_POPULARITY = "item_popularity"  # cold (no train events), rare, medium, popular
 USER_ACTIVITY = "user_activity"  # new (no train events), light, regular, heavy
 SLICE_FEATURES = (ITEM_POPULARITY, USER_ACTIVITY)
+# Names a label column may not take: the event keys and what ExampleGen adds to each example.
+RESERVED_COLUMNS = tuple(dict.fromkeys((*EVENT_KEY_COLUMNS, *ITEM_COLUMNS, HISTORY, *SLICE_FEATURES)))
+# The raw features a serving request's tf.Example carries: the examples' features bar labels and slices.
+SERVING_FEATURES = tuple(dict.fromkeys((*EVENT_KEY_COLUMNS, *ITEM_COLUMNS, HISTORY)))
 
-# === The default tasks (the configuration may declare others): name -> label column ===
+# === The default tasks (the configuration may declare others, on any event column): name -> label column ===
 RETRIEVAL_TASK = "retrieval"
 CLICK_TASK = "click"
 RATING_TASK = "rating"
-LABEL_KEYS = {CLICK_TASK: CLICKED, RATING_TASK: RATING}
-LABEL_COLUMNS = (CLICKED, RATING)  # the event columns that carry labels
+DEFAULT_EVENT_COLUMNS = (*EVENT_KEY_COLUMNS, CLICKED, RATING)  # what the built-in data and adapters write
+
+# === Label columns: what a row's value must be ===
+BINARY_LABEL = "binary"  # 0 or 1 (a binary task's label, or the condition of a `given` task)
+NUMERIC_LABEL = "numeric"  # any finite number (a regression label)
+NON_NEGATIVE_LABEL = "non_negative"  # a finite number >= 0 (retrieval weights, labels taken through log1p)
 
 # === Transformed features (model inputs) ===
 USER_INDEX = "user_index"
@@ -75,6 +86,29 @@ LOGIT_SUFFIX = "_logit"
 def logit_name(task: str) -> str:
     """Model output key of a binary task's logit; its probability is under the task's own name. Not served."""
     return f"{task}{LOGIT_SUFFIX}"
+
+
+def label_columns(tasks: Iterable[Any]) -> dict[str, str]:
+    """Event column -> what its values must be, for the label columns of `tasks` (objects with `type`, `label`,
+    `given` and `label_transform`; `given` names another task). A column that some task reads as binary is binary;
+    one that weights retrieval or goes through log1p must not be negative; any other is numeric."""
+    by_name = {task.name: task for task in tasks}
+    kinds: dict[str, str] = {}
+    strictness = (NUMERIC_LABEL, NON_NEGATIVE_LABEL, BINARY_LABEL)
+    for task in by_name.values():
+        if task.type == "binary":
+            kind = BINARY_LABEL
+        elif task.type == "retrieval" or task.label_transform == "log1p":
+            kind = NON_NEGATIVE_LABEL
+        else:
+            kind = NUMERIC_LABEL
+        wanted = [(task.label, kind)]
+        if task.given in by_name and by_name[task.given].label:
+            wanted.append((by_name[task.given].label, BINARY_LABEL))
+        for column, kind in wanted:
+            if column:
+                kinds[column] = max(kinds.get(column, kind), kind, key=strictness.index)
+    return kinds
 
 
 def transformed_label(task: str) -> str:

@@ -90,6 +90,9 @@ class MultiTaskRecommender(keras.Model):
                 outputs[features.logit_name(task.name)] = value
                 value = keras.ops.sigmoid(value)
             outputs[task.name] = value
+        for task in self.ranking_tasks:  # ESMM: p(task) = p(given) * p(task | given), the head being the latter
+            if task.entire_space:
+                outputs[task.name] = outputs[task.given] * outputs[task.name]
         return outputs
 
     def compute_loss(self, x: dict[str, Any] | None = None, y: Any = None, y_pred: dict[str, Any] | None = None,
@@ -111,11 +114,16 @@ class MultiTaskRecommender(keras.Model):
                 self.temperature, log_q)
         for task in self.ranking_tasks:
             labels = x[features.transformed_label(task.name)]
-            if task.type == tasks_module.BINARY:
-                losses[task.name] = tasks_module.binary_loss(labels, y_pred[features.logit_name(task.name)])
-                self.aucs[task.name].update_state(labels, y_pred[task.name])
+            # A conditioned task's loss (and training AUC) counts only the rows whose given label is 1.
+            weights = x[features.transformed_label(task.given)] if task.masked else None
+            if task.entire_space:
+                losses[task.name] = tasks_module.entire_space_loss(labels, y_pred[task.name])
+            elif task.type == tasks_module.BINARY:
+                losses[task.name] = tasks_module.binary_loss(labels, y_pred[features.logit_name(task.name)], weights)
             else:
-                losses[task.name] = tasks_module.regression_loss(labels, y_pred[task.name])
+                losses[task.name] = tasks_module.regression_loss(labels, y_pred[task.name], weights)
+            if task.type == tasks_module.BINARY:
+                self.aucs[task.name].update_state(labels, y_pred[task.name], sample_weight=weights)
         for name, loss in losses.items():
             self.loss_trackers[name].update_state(loss)
         total = self.loss_balancing(losses)

@@ -89,5 +89,7 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> d
 
     for task in custom_config["tasks"]:
         if task["label"]:
-            outputs[features.transformed_label(task["name"])] = tf.cast(_squeeze(inputs[task["label"]]), tf.float32)
+            label = tf.cast(_squeeze(inputs[task["label"]]), tf.float32)
+            outputs[features.transformed_label(task["name"])] = (
+                tf.math.log1p(label) if task.get("label_transform") == "log1p" else label)
     return outputs

@@ -27,16 +27,34 @@ class Task:
         label: The raw event column holding the label. For retrieval it weights the positives (e.g. `clicked`:
             only clicked events are retrieval targets); None makes every event a positive.
         weight: The task's weight in the summed loss; 0 removes the task from training.
+        given: The name of a binary task this one is conditioned on, or None. Its loss counts only the events
+            whose given label is 1 (e.g. a like given a click).
+        entire_space: With `given` (binary tasks): ESMM instead. The prediction is p(given) * p(this | given),
+            trained on every event, so a sparse post-click label learns from every exposure.
+        label_transform: "none" or "log1p" (applied by Transform; predictions are on the transformed scale).
+        label_range: [min, max] of the raw label (checked by the data gate), or None.
     """
 
     name: str
     type: str
     label: str | None
     weight: float = 1.0
+    given: str | None = None
+    entire_space: bool = False
+    label_transform: str = "none"
+    label_range: tuple[float, float] | None = None
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Task:
-        return cls(**config)
+        values = dict(config)
+        if values.get("label_range") is not None:
+            values["label_range"] = tuple(values["label_range"])
+        return cls(**values)
+
+    @property
+    def masked(self) -> bool:
+        """Whether the loss counts only the events whose given label is 1."""
+        return self.given is not None and not self.entire_space
 
 
 def ranking_tasks(tasks: list[Task]) -> list[Task]:
@@ -78,18 +96,35 @@ def retrieval_loss(user_embeddings: Any, item_embeddings: Any, item_ids: Any, we
     return _global_mean(keras.ops.sum(per_row * weights), keras.ops.sum(weights))
 
 
-def binary_loss(labels: Any, logits: Any) -> Any:
-    """Binary cross-entropy of a binary head."""
+def binary_loss(labels: Any, logits: Any, weights: Any | None = None) -> Any:
+    """Binary cross-entropy of a binary head, from its logits; with `weights` (e.g. the given task's label) the
+    weighted mean, so rows of weight 0 count for nothing."""
     labels = keras.ops.cast(labels, logits.dtype)
     per_row = keras.losses.binary_crossentropy(
         keras.ops.expand_dims(labels, -1), keras.ops.expand_dims(logits, -1), from_logits=True)
-    return _global_mean(keras.ops.sum(per_row), _rows(per_row))
+    return _weighted_mean(per_row, weights)
 
 
-def regression_loss(labels: Any, predictions: Any) -> Any:
-    """Mean squared error of a regression head."""
+def entire_space_loss(labels: Any, probabilities: Any) -> Any:
+    """Binary cross-entropy of an ESMM output, p(given) * p(task | given), on every row (no logit exists for the
+    product, so the probabilities are clipped as Keras' binary cross-entropy does)."""
+    labels = keras.ops.cast(labels, probabilities.dtype)
+    per_row = keras.losses.binary_crossentropy(
+        keras.ops.expand_dims(labels, -1), keras.ops.expand_dims(probabilities, -1))
+    return _weighted_mean(per_row, None)
+
+
+def regression_loss(labels: Any, predictions: Any, weights: Any | None = None) -> Any:
+    """Mean squared error of a regression head; with `weights`, the weighted mean."""
     squared = keras.ops.square(keras.ops.cast(labels, predictions.dtype) - predictions)
-    return _global_mean(keras.ops.sum(squared), _rows(squared))
+    return _weighted_mean(squared, weights)
+
+
+def _weighted_mean(per_row: Any, weights: Any | None) -> Any:
+    if weights is None:
+        return _global_mean(keras.ops.sum(per_row), _rows(per_row))
+    weights = keras.ops.cast(weights, per_row.dtype)
+    return _global_mean(keras.ops.sum(per_row * weights), keras.ops.sum(weights))
 
 
 # === Losses over the global batch ===

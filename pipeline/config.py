@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from typing import Any
 
 import yaml
 
+from models import features
 from pipeline import beam_options
 from pipeline.data.synthetic import SyntheticConfig
 
@@ -58,18 +60,29 @@ class TextEncoder:
 
 @dataclasses.dataclass
 class Task:
-    """`type`: "retrieval", "binary" or "regression". `label`: the event column of the label; for retrieval the
-    column that weights positives, or null (every event is a positive). `weight`: the loss weight."""
+    """`type`: "retrieval", "binary" or "regression". `label`: the column of events.csv holding the label (any
+    column but the event keys: 0/1 for a binary task, a finite number for regression); for retrieval the column
+    that weights positives, or null (every event is a positive). `weight`: the loss weight.
+    `given`: the name of a binary task this one is conditioned on: its loss (and its Evaluator metrics) count only
+    the events whose given label is 1, e.g. a like given a click. `entire_space` (binary, with `given`): ESMM
+    instead, the prediction is p(given) * p(this | given), trained and evaluated on every event, for a label that
+    implies the given one (a conversion implies a click). `label_transform`: "none" or "log1p" (regression, on a
+    label >= 0). `label_range`: [min, max] the label must lie in (the data gate checks it), or null."""
 
     name: str = ""
     type: str = "binary"
     label: str | None = None
     weight: float = 1.0
+    given: str | None = None
+    entire_space: bool = False
+    label_transform: str = "none"
+    label_range: list[float] | None = None
 
 
 def default_tasks() -> list[Task]:
-    return [Task("retrieval", "retrieval", "clicked"), Task("click", "binary", "clicked"),
-            Task("rating", "regression", "rating")]
+    return [Task(features.RETRIEVAL_TASK, "retrieval", features.CLICKED),
+            Task(features.CLICK_TASK, "binary", features.CLICKED),
+            Task(features.RATING_TASK, "regression", features.RATING, label_range=[0.0, 5.0])]
 
 
 @dataclasses.dataclass
@@ -140,8 +153,16 @@ class Evaluation:
     max_rmse_increase: float = 0.1
 
 
-# Features the drift and skew checks may watch: the example features ExampleGen writes, bar the slices.
-DRIFT_FEATURES = ("user_id", "item_id", "clicked", "rating", "title", "description", "categories", "history")
+# Features the drift and skew checks may watch: the example features ExampleGen writes, bar the slices; and every
+# label column that a task declares.
+DRIFT_FEATURES = tuple(name for name in features.RESERVED_COLUMNS if name not in features.SLICE_FEATURES)
+
+
+# The default drift and skew thresholds: on the categories, and on every declared label column.
+DEFAULT_DRIFT = {features.CATEGORIES: 0.2}
+DEFAULT_SKEW = {features.CATEGORIES: 0.25}
+DEFAULT_LABEL_DRIFT = 0.1
+DEFAULT_LABEL_SKEW = 0.15
 
 
 @dataclasses.dataclass
@@ -150,14 +171,13 @@ class Validation:
     events.csv, and of items.csv, that may be quarantined (the run stops above it). `drift`: feature -> the
     largest distance allowed between this run's training data and that of the last run whose data passed;
     `skew`: the same between this run's train and eval splits. The distance is the L-infinity distance of the
-    value frequencies for categorical features (ids, clicked, categories, text) and the approximate Jensen-Shannon
-    divergence for numeric ones (rating). A mapping given in YAML replaces the default one."""
+    value frequencies for categorical features (ids, binary labels, categories, text) and the approximate
+    Jensen-Shannon divergence for numeric ones (e.g. rating). A mapping given in YAML replaces the default one;
+    by default (null) the categories and every label column of the configured tasks are watched."""
 
     max_bad_fraction: float = 0.05
-    drift: dict[str, float] = dataclasses.field(
-        default_factory=lambda: {"clicked": 0.1, "rating": 0.1, "categories": 0.2})
-    skew: dict[str, float] = dataclasses.field(
-        default_factory=lambda: {"clicked": 0.15, "rating": 0.15, "categories": 0.25})
+    drift: dict[str, float] | None = None
+    skew: dict[str, float] | None = None
 
 
 @dataclasses.dataclass
@@ -175,6 +195,14 @@ class RunConfig:
     evaluation: Evaluation = dataclasses.field(default_factory=Evaluation)
     validation: Validation = dataclasses.field(default_factory=Validation)
 
+    def __post_init__(self) -> None:
+        """Fills in the default drift and skew thresholds, which depend on the tasks' label columns."""
+        labels = features.label_columns(self.model.tasks)
+        if self.validation.drift is None:
+            self.validation.drift = {**DEFAULT_DRIFT, **dict.fromkeys(labels, DEFAULT_LABEL_DRIFT)}
+        if self.validation.skew is None:
+            self.validation.skew = {**DEFAULT_SKEW, **dict.fromkeys(labels, DEFAULT_LABEL_SKEW)}
+
 
 # Values that must be positive, and those that must lie strictly between 0 and 1.
 _POSITIVE = {"num_users", "num_items", "events_per_user", "history_length", "max_length", "embedding_dim",
@@ -191,7 +219,8 @@ _CHOICES = {"source": ("synthetic", "csv", "movielens"), "split": ("time", "rand
             "mixed_precision": ("none", "mixed_float16", "mixed_bfloat16"), "optimizer": ("lazy_adam", "adam"),
             "runner": beam_options.RUNNERS, "direct_running_mode": beam_options.RUNNING_MODES}
 # Task types, and the event columns each may take its label from.
-_TASK_LABELS = {"retrieval": (None, "clicked", "rating"), "binary": ("clicked",), "regression": ("rating", "clicked")}
+_TASK_TYPES = ("retrieval", "binary", "regression")
+_LABEL_TRANSFORMS = ("none", "log1p")
 _MODEL_TYPES = ("mtrec", "tfrs")
 
 
@@ -254,7 +283,8 @@ def _build(cls: type, values: Any, path: str, problems: list[str]) -> Any:
             kwargs[name] = [_build(element, item, f"{where}[{i}]", problems) for i, item in enumerate(value)]
             continue
         if not _matches(value, expected):
-            problems.append(f"{where}: expected {getattr(expected, '__name__', expected)}, got {value!r}")
+            wanted = "true or false" if expected is bool else getattr(expected, "__name__", expected)
+            problems.append(f"{where}: expected {wanted}, got {value!r}")
             continue
         if expected is float and isinstance(value, int) and abs(value) > 1e300:
             problems.append(f"{where}: {value} is too large")
@@ -273,7 +303,7 @@ def _check_run(config: RunConfig, problems: list[str]) -> None:
     _check_tasks(config.model, problems)
     _check_training(config, problems)
     problems.extend(beam_options.problems(config.beam))
-    _check_validation(config.validation, problems)
+    _check_validation(config.validation, label_columns(config), problems)
     if config.text_encoder.max_length < 3:
         problems.append(f"text_encoder.max_length: must be at least 3 ([CLS], a token, [SEP]), "
                         f"got {config.text_encoder.max_length}")
@@ -284,14 +314,15 @@ def _check_run(config: RunConfig, problems: list[str]) -> None:
                             f"got {sorted(config.text_encoder.backbone)}")
 
 
-def _check_validation(validation: Validation, problems: list[str]) -> None:
+def _check_validation(validation: Validation, labels: dict[str, str], problems: list[str]) -> None:
     if not 0 <= validation.max_bad_fraction <= 1:
         problems.append(f"validation.max_bad_fraction: must be between 0 and 1, got {validation.max_bad_fraction}")
+    watchable = [*DRIFT_FEATURES, *labels]
     for check in ("drift", "skew"):
         for feature, threshold in getattr(validation, check).items():
-            if feature not in DRIFT_FEATURES:
+            if feature not in watchable:
                 problems.append(f"validation.{check}.{feature}: not a feature the check can watch "
-                                f"(one of {list(DRIFT_FEATURES)})")
+                                f"(one of {watchable})")
             if not 0 < threshold <= 1:
                 problems.append(f"validation.{check}.{feature}: must be in (0, 1], got {threshold}")
 
@@ -310,14 +341,13 @@ def _check_tasks(model: Model, problems: list[str]) -> None:
         problems.append(f"model.type: must be one of {list(_MODEL_TYPES)}, got {model.type!r}")
     names = [task.name for task in model.tasks]
     for i, task in enumerate(model.tasks):
-        where = f"model.tasks[{i}]"
-        if not task.name:
-            problems.append(f"{where}.name: required")
-        if task.type not in _TASK_LABELS:
-            problems.append(f"{where}.type: must be one of {list(_TASK_LABELS)}, got {task.type!r}")
-        elif task.label not in _TASK_LABELS[task.type]:
-            problems.append(f"{where}.label: a {task.type} task takes its label from one of "
-                            f"{list(_TASK_LABELS[task.type])}, got {task.label!r}")
+        _check_task(f"model.tasks[{i}]", task, {other.name: other for other in model.tasks}, problems)
+    ranges: dict[str, list[float]] = {}
+    for task in model.tasks:
+        if task.label and task.label_range is not None:
+            if ranges.setdefault(task.label, task.label_range) != task.label_range:
+                problems.append(f"model.tasks: the tasks on column {task.label!r} declare different label_range "
+                                f"values ({ranges[task.label]} and {task.label_range})")
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         problems.append(f"model.tasks: duplicate task name(s) {duplicates}")
@@ -331,6 +361,51 @@ def _check_tasks(model: Model, problems: list[str]) -> None:
                         "null and a regression task on rating")
 
 
+def _check_task(where: str, task: Task, by_name: dict[str, Task], problems: list[str]) -> None:
+    if not task.name:
+        problems.append(f"{where}.name: required")
+    if task.type not in _TASK_TYPES:
+        problems.append(f"{where}.type: must be one of {list(_TASK_TYPES)}, got {task.type!r}")
+    if task.label is None and task.type != "retrieval":
+        problems.append(f"{where}.label: a {task.type} task needs a label column of events.csv")
+    if task.label in features.RESERVED_COLUMNS:
+        problems.append(f"{where}.label: {task.label!r} is not a label column (the examples' own features "
+                        f"{list(features.RESERVED_COLUMNS)} cannot be labels)")
+    if task.label_transform not in _LABEL_TRANSFORMS:
+        problems.append(f"{where}.label_transform: must be one of {list(_LABEL_TRANSFORMS)}, "
+                        f"got {task.label_transform!r}")
+    elif task.label_transform != "none" and task.type != "regression":
+        problems.append(f"{where}.label_transform: only a regression label can be transformed, got a {task.type} task")
+    if task.label_range is not None and (len(task.label_range) != 2 or task.label_range[0] > task.label_range[1]):
+        problems.append(f"{where}.label_range: must be [min, max] with min <= max, got {task.label_range}")
+    if task.given is not None:
+        given = by_name.get(task.given)
+        if given is None or given is task:
+            problems.append(f"{where}.given: {task.given!r} is not another task (tasks: "
+                            f"{[name for name in by_name if name != task.name]})")
+        elif given.type != "binary":
+            problems.append(f"{where}.given: the task it is conditioned on must be binary; {task.given!r} is "
+                            f"{given.type}")
+        elif given.given is not None:
+            problems.append(f"{where}.given: {task.given!r} is itself conditioned (on {given.given!r}); "
+                            f"conditions do not chain")
+        if task.type == "retrieval":
+            problems.append(f"{where}.given: a retrieval task cannot be conditioned")
+    if task.entire_space and (task.given is None or task.type != "binary"):
+        problems.append(f"{where}.entire_space: needs a binary task with `given`")
+
+
+def label_columns(config: RunConfig) -> dict[str, str]:
+    """Event column -> what its values must be (features.BINARY_LABEL, ...), for the configured tasks."""
+    return features.label_columns(config.model.tasks)
+
+
+def label_ranges(config: RunConfig) -> dict[str, tuple[float, float]]:
+    """Label column -> the [min, max] its tasks declare (`label_range`)."""
+    return {task.label: tuple(task.label_range) for task in config.model.tasks
+            if task.label and task.label_range is not None}
+
+
 def from_dict(values: dict[str, Any]) -> RunConfig:
     problems: list[str] = []
     config = _build(RunConfig, values, "", problems)
@@ -340,13 +415,25 @@ def from_dict(values: dict[str, Any]) -> RunConfig:
     return config
 
 
+class _Yaml12BoolLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's booleans: only true and false. YAML 1.1 also reads off, on, yes and no
+    as booleans, so `mode: off` (as the docs write it) would arrive as False."""
+
+
+_Yaml12BoolLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Yaml12BoolLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
 def load(path: str | None) -> RunConfig:
     """The configuration of YAML file `path` over the defaults; the defaults alone when `path` is None."""
     if path is None:
         return RunConfig()
     try:
         with open(path, encoding="utf-8") as handle:
-            values = yaml.safe_load(handle)
+            values = yaml.load(handle, Loader=_Yaml12BoolLoader)  # noqa: S506 (a SafeLoader)
     except FileNotFoundError as error:
         raise ConfigError(f"{path}: configuration file not found") from error
     except UnicodeDecodeError as error:

@@ -46,11 +46,17 @@ def _task_metrics(task: Task, thresholds: Evaluation) -> tfma.MetricsSpec:
 
 def eval_config(thresholds: Evaluation, tasks: list[Task]) -> tfma.EvalConfig:
     """Per ranking task: binary -> AUC (gated), calibration, mean label and prediction; regression -> RMSE
-    (gated); both -> example count. Retrieval is measured by the benchmarks, not by TFMA."""
+    (gated); both -> example count. A task conditioned on another (`given`, not entire-space) is weighted by the
+    given task's label. Retrieval is measured by the benchmarks, not by TFMA."""
     ranking = [task for task in tasks if task.type != "retrieval"]
+    labels = {task.name: task.label for task in tasks}
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name=features.SERVING_SIGNATURE,
-                                    label_keys={task.name: task.label for task in ranking})],
+        model_specs=[tfma.ModelSpec(
+            signature_name=features.SERVING_SIGNATURE,
+            label_keys={task.name: task.label for task in ranking},
+            # A conditioned task is measured where it is trained: on the events whose given label is 1.
+            example_weight_keys={task.name: labels[task.given] for task in ranking
+                                 if task.given and not task.entire_space})],
         metrics_specs=[_task_metrics(task, thresholds) for task in ranking],
         # Overall, and per item popularity (cold items included) and user activity bucket.
         slicing_specs=[tfma.SlicingSpec(),

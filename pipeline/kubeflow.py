@@ -94,7 +94,7 @@ def build(config: config_lib.RunConfig, target: Options) -> Any:
 
     The schema is staged under the pipeline root, so building needs write access there, as running does.
     """
-    schema_path = local_runner.stage_schema(target.pipeline_root, config.validation)
+    schema_path = local_runner.stage_schema(target.pipeline_root, config)
     return local_runner.build_pipeline(config, target.data_root, target.pipeline_root, target.serving_dir,
                                        schema_path, metadata_connection_config=None,
                                        baseline=target.platform == "vertex")

@@ -162,23 +162,24 @@ def code_version() -> str:
     return digest.hexdigest()[:16]
 
 
-def _schema_text(validation: config_lib.Validation) -> str:
+def _schema_text(config: config_lib.RunConfig) -> str:
     import schema
 
     with open(schema.SCHEMA_FILE, encoding="utf-8") as handle:
-        return schema.with_comparators(handle.read(), validation.drift, validation.skew)
+        curated = schema.with_labels(handle.read(), config_lib.label_columns(config), config_lib.label_ranges(config))
+    return schema.with_comparators(curated, config.validation.drift, config.validation.skew)
 
 
-def staged_schema_path(root: str, validation: config_lib.Validation) -> str:
-    """Where `stage_schema` puts the curated schema with the configured drift and skew comparators: a path named
-    by that content."""
-    digest = hashlib.sha256(_schema_text(validation).encode("utf-8")).hexdigest()[:16]
+def staged_schema_path(root: str, config: config_lib.RunConfig) -> str:
+    """Where `stage_schema` puts the curated schema with the configured label columns and drift and skew
+    comparators: a path named by that content."""
+    digest = hashlib.sha256(_schema_text(config).encode("utf-8")).hexdigest()[:16]
     return os.path.join(root, "schema", digest, "schema.pbtxt")
 
 
-def stage_schema(root: str, validation: config_lib.Validation) -> str:
-    """Writes the curated schema, with the configured drift and skew comparators, to `staged_schema_path`, and
-    returns that path.
+def stage_schema(root: str, config: config_lib.RunConfig) -> str:
+    """Writes the curated schema, with the configured label columns and drift and skew comparators, to
+    `staged_schema_path`, and returns that path.
 
     ImportSchemaGen's cache key is the schema file's path, not its content: a changed schema at the same path
     would be served from the cache. A content-named path makes a new schema a new input. Written through TFX's
@@ -186,11 +187,11 @@ def stage_schema(root: str, validation: config_lib.Validation) -> str:
     """
     from tfx.dsl.io import fileio
 
-    staged = staged_schema_path(root, validation)
+    staged = staged_schema_path(root, config)
     if not fileio.exists(staged):
         fileio.makedirs(os.path.dirname(staged))
         with fileio.open(staged + ".partial", "w") as handle:
-            handle.write(_schema_text(validation))
+            handle.write(_schema_text(config))
         fileio.rename(staged + ".partial", staged, overwrite=True)
     return staged
 
@@ -226,7 +227,8 @@ def build_pipeline(config: config_lib.RunConfig, data_root: str, pipeline_root: 
         data_root=data_root,
         schema_path=schema_path,
         serving_model_dir=serving_dir,
-        example_gen_args=dataclasses.asdict(config.example_gen),
+        example_gen_args={**dataclasses.asdict(config.example_gen),
+                          "label_columns": config_lib.label_columns(config)},
         transform_config=transform_config,
         trainer_config=trainer_config,
         eval_config=evaluation.eval_config(config.evaluation, config.model.tasks),
@@ -243,7 +245,7 @@ def local_pipeline(config: config_lib.RunConfig, paths: RunPaths, data_root: str
     from tfx import v1 as tfx
 
     return build_pipeline(config, data_root, paths.pipeline_root, paths.serving,
-                          stage_schema(paths.output_dir, config.validation),
+                          stage_schema(paths.output_dir, config),
                           tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata))
 
 
@@ -258,7 +260,7 @@ def run(config: config_lib.RunConfig, verbose: bool = False, progress: bool = Tr
     if os.path.exists(paths.summary):
         os.remove(paths.summary)  # never leave an older success in place while this run is unfinished
     data_root = prepare_data(config, paths)
-    files = input_contract.check_input_dir(data_root)
+    files = input_contract.check_input_dir(data_root, config_lib.label_columns(config))
     if progress:
         ignored = "".join(f"; {name} columns not read: {', '.join(columns)}"
                           for name, columns in files.ignored_columns.items())

@@ -8,6 +8,36 @@ SCHEMA_DIR = os.path.dirname(os.path.abspath(__file__))
 SCHEMA_FILE = os.path.join(SCHEMA_DIR, "schema.pbtxt")
 
 
+def with_labels(schema_text: str, labels: dict[str, str], ranges: dict[str, tuple[float, float]]) -> str:
+    """The schema with a feature for each label column: present in every example, one value; a binary label an
+    int in {0, 1} (categorical, so drift compares its frequencies), any other a float, not below 0 where it must
+    not be negative, and within `ranges[column]` where one is declared."""
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    from models import features
+
+    schema = text_format.Parse(schema_text, schema_pb2.Schema())
+    for column, kind in labels.items():
+        feature = schema.feature.add(name=column)
+        feature.presence.min_fraction = 1.0
+        feature.presence.min_count = 1
+        feature.shape.dim.add(size=1)
+        if kind == features.BINARY_LABEL:
+            feature.type = schema_pb2.INT
+            feature.int_domain.CopyFrom(schema_pb2.IntDomain(min=0, max=1, is_categorical=True))
+            continue
+        feature.type = schema_pb2.FLOAT
+        low, high = ranges.get(column, (None, None))
+        if kind == features.NON_NEGATIVE_LABEL:
+            low = max(low or 0.0, 0.0)
+        if low is not None:
+            feature.float_domain.min = low
+        if high is not None:
+            feature.float_domain.max = high
+    return text_format.MessageToString(schema)
+
+
 def with_comparators(schema_text: str, drift: dict[str, float], skew: dict[str, float]) -> str:
     """The schema with a drift and a skew comparator on each named feature.
 

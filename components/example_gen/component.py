@@ -6,6 +6,8 @@ executor reads both CSV files of `input_base` and whose extra parameters are typ
 
 from __future__ import annotations
 
+import json
+
 from tfx.components.example_gen import driver
 from tfx.components.example_gen import utils as example_gen_utils
 from tfx.dsl.components.base import base_beam_component, executor_spec
@@ -13,7 +15,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import channel, standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
 
-from components.example_gen import executor
+from components.example_gen import executor, input_contract
 
 
 class EventsExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
@@ -23,6 +25,7 @@ class EventsExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
         executor.SPLIT_KEY: ExecutionParameter(type=str),
         executor.EVAL_FRACTION_KEY: ExecutionParameter(type=float),
         executor.SEED_KEY: ExecutionParameter(type=int),
+        executor.LABEL_COLUMNS_KEY: ExecutionParameter(type=str),
         executor.CODE_VERSION_KEY: ExecutionParameter(type=str),
     }
 
@@ -36,6 +39,8 @@ class EventsExampleGen(base_beam_component.BaseBeamComponent):
         split: str. "time" puts each user's latest events into eval; "random" draws eval events at random.
         eval_fraction: float. Share of each user's events (time) or of all events (random) that go to eval.
         seed: int. Seed of the random split.
+        label_columns: dict. The label columns of events.csv -> what their values must be (features.BINARY_LABEL,
+            NUMERIC_LABEL or NON_NEGATIVE_LABEL); rows that break it are quarantined. Default: clicked and rating.
         code_version: str. Fingerprint of the code that writes the examples (see pipeline.code_version).
     """
 
@@ -44,7 +49,8 @@ class EventsExampleGen(base_beam_component.BaseBeamComponent):
     DRIVER_CLASS = driver.FileBasedDriver
 
     def __init__(self, input_base: str, history_length: int = 20, split: str = "time",
-                 eval_fraction: float = 0.2, seed: int = 42, code_version: str = ""):
+                 eval_fraction: float = 0.2, seed: int = 42, label_columns: dict[str, str] | None = None,
+                 code_version: str = ""):
         if split not in executor.SPLIT_MODES:
             raise ValueError(f"`split` should be one of {executor.SPLIT_MODES}. Received: `split` = {split!r}")
         if not 0.0 < eval_fraction < 1.0:
@@ -66,6 +72,7 @@ class EventsExampleGen(base_beam_component.BaseBeamComponent):
             split=split,
             eval_fraction=eval_fraction,
             seed=seed,
+            label_columns=json.dumps(label_columns or input_contract.DEFAULT_LABELS, sort_keys=True),
             code_version=code_version,
             examples=channel.Channel(type=standard_artifacts.Examples),
         )

@@ -35,6 +35,8 @@ HISTORY_LENGTH_KEY = "history_length"
 SPLIT_KEY = "split"
 EVAL_FRACTION_KEY = "eval_fraction"
 SEED_KEY = "seed"
+# The label columns of events.csv and what their values must be, as JSON: {column: features.BINARY_LABEL, ...}.
+LABEL_COLUMNS_KEY = "label_columns"
 # A fingerprint of mtrec's own code: part of the execution properties, so that ML Metadata's cache never
 # hands examples written by older code to newer code.
 CODE_VERSION_KEY = "code_version"
@@ -62,13 +64,19 @@ def _bytes(*values: str) -> tf.train.Feature:
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode("utf-8") for v in values]))
 
 
+def _label(value: float) -> tf.train.Feature:
+    """A binary label (parsed as int) as an int64 feature, any other as a float feature."""
+    if isinstance(value, int):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+    return tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+
+
 def to_example(event: input_contract.Event, item: input_contract.Item, history: list[str]) -> tf.train.Example:
     return tf.train.Example(features=tf.train.Features(feature={
         features.USER_ID: _bytes(event.user_id),
         features.ITEM_ID: _bytes(event.item_id),
         features.TIMESTAMP: tf.train.Feature(int64_list=tf.train.Int64List(value=[event.timestamp])),
-        features.CLICKED: tf.train.Feature(int64_list=tf.train.Int64List(value=[event.clicked])),
-        features.RATING: tf.train.Feature(float_list=tf.train.FloatList(value=[event.rating])),
+        **{column: _label(value) for column, value in event.labels.items()},
         features.TITLE: _bytes(item.title),
         features.DESCRIPTION: _bytes(item.description),
         features.CATEGORIES: _bytes(*item.categories),
@@ -136,7 +144,10 @@ def user_examples(
 
 
 def _event_row(event: input_contract.Event) -> dict[str, str]:
-    return {name: str(value) for name, value in dataclasses.asdict(event).items()}
+    """The event's fields as strings, as the CSV row had them."""
+    return {name: str(value) for name, value in (
+        (features.USER_ID, event.user_id), (features.ITEM_ID, event.item_id), (features.TIMESTAMP, event.timestamp),
+        *event.labels.items())}
 
 
 def bucket(count: int, buckets: tuple[tuple[int, str], ...]) -> str:
@@ -274,9 +285,11 @@ def _bucket_examples(bucket_files: tuple[int, Iterable[str]], history_length: in
 def EventsToSplitExamples(
     pipeline: beam.Pipeline, input_dir: str, history_length: int, split: str, eval_fraction: float, seed: int,
     quarantine_dir: str, bucket_dir: str, max_timestamp: int | None = None,
+    labels: dict[str, str] = input_contract.DEFAULT_LABELS,
 ) -> dict[str, beam.PCollection]:
     """Reads the two CSV files of `input_dir`; returns {'train': examples, 'eval': examples} and writes the
-    quarantined rows and row counts to `quarantine_dir`. Events after `max_timestamp` are quarantined.
+    quarantined rows and row counts to `quarantine_dir`. `labels`: the label columns of the events and what their
+    values must be. Events after `max_timestamp` are quarantined.
 
     The events are grouped by user through bucket files in `bucket_dir`, which the caller removes once the
     pipeline has run."""
@@ -289,7 +302,7 @@ def EventsToSplitExamples(
     screened = (
         pipeline
         | "EventsPath" >> beam.Create([events_path])
-        | "ReadEvents" >> beam.FlatMap(input_contract.screen_events, max_timestamp=max_timestamp)
+        | "ReadEvents" >> beam.FlatMap(input_contract.screen_events, labels=labels, max_timestamp=max_timestamp)
     )
     events, bad_events = _split_bad(screened, "Events")
     # The catalogue is a side input (its size is the catalogue's, not the log's). A runner's GroupByKey may hold
@@ -467,4 +480,5 @@ class Executor(BaseExampleGenExecutor):
             quarantine_dir=self._quarantine_dir,
             bucket_dir=os.path.join(self._bucket_dir, "users"),
             max_timestamp=self._max_timestamp,
+            labels=json.loads(exec_properties[LABEL_COLUMNS_KEY]),
         )

@@ -77,11 +77,16 @@ class Item:
 
 @dataclasses.dataclass(frozen=True)
 class Event:
+    """One event: its keys and its label columns' values (ints for binary labels, floats otherwise)."""
+
     user_id: str
     item_id: str
     timestamp: int
-    clicked: int
-    rating: float
+    labels: dict[str, float]
+
+
+# The label columns of the default tasks (click and rating): column -> what its values must be.
+DEFAULT_LABELS = {features.CLICKED: features.BINARY_LABEL, features.RATING: features.NUMERIC_LABEL}
 
 
 _INT = re.compile(r"[+-]?[0-9]+")  # ASCII digits only: int() would also take "1_000" and other scripts' digits
@@ -209,8 +214,22 @@ def parse_item(path: str, line: int, row: dict[Any, Any]) -> Item:
     )
 
 
-def parse_event(path: str, line: int, row: dict[Any, Any], max_timestamp: int | None = None) -> Event:
-    """Raises RowError for a row that breaks the contract; `max_timestamp` (if given) rejects future events."""
+def _label(path: str, line: int, row: dict[Any, Any], column: str, kind: str) -> float:
+    if kind == features.BINARY_LABEL:
+        value = _number(path, line, row, column, int)
+        if value not in (0, 1):
+            raise RowError(path, line, column, f"{value} is not 0 or 1")
+        return int(value)
+    value = _number(path, line, row, column, float)
+    if kind == features.NON_NEGATIVE_LABEL and value < 0:
+        raise RowError(path, line, column, f"{value} is negative (a retrieval weight or a log1p label)")
+    return float(value)
+
+
+def parse_event(path: str, line: int, row: dict[Any, Any], labels: dict[str, str] = DEFAULT_LABELS,
+                max_timestamp: int | None = None) -> Event:
+    """Raises RowError for a row that breaks the contract; `labels` maps each label column to what its values must
+    be (features.BINARY_LABEL, ...); `max_timestamp` (if given) rejects future events."""
     _whole_row(path, line, row, len(row) - 1)
     user_id = _field(path, line, row, features.USER_ID)
     item_id = _field(path, line, row, features.ITEM_ID)
@@ -219,12 +238,12 @@ def parse_event(path: str, line: int, row: dict[Any, Any], max_timestamp: int | 
         raise RowError(path, line, features.TIMESTAMP, f"{timestamp} is negative")
     if max_timestamp is not None and timestamp > max_timestamp:
         raise RowError(path, line, features.TIMESTAMP, f"{timestamp} is in the future (after {max_timestamp})")
-    clicked = _number(path, line, row, features.CLICKED, int)
-    if clicked not in (0, 1):
-        raise RowError(path, line, features.CLICKED, f"{clicked} is not 0 or 1")
-    rating = _number(path, line, row, features.RATING, float)
-    return Event(user_id=user_id, item_id=item_id, timestamp=int(timestamp), clicked=int(clicked),
-                 rating=float(rating))
+    values = {column: _label(path, line, row, column, kind) for column, kind in labels.items()}
+    return Event(user_id=user_id, item_id=item_id, timestamp=int(timestamp), labels=values)
+
+
+def required_event_columns(labels: dict[str, str]) -> tuple[str, ...]:
+    return (*features.EVENT_KEY_COLUMNS, *labels)
 
 
 def screen_items(path: str) -> tuple[dict[str, Item], list[BadRow]]:
@@ -257,20 +276,21 @@ def read_items(path: str) -> dict[str, Item]:
     return items
 
 
-def screen_events(path: str, max_timestamp: int | None = None) -> Iterator[tuple[int, Event] | BadRow]:
+def screen_events(path: str, labels: dict[str, str] = DEFAULT_LABELS, max_timestamp: int | None = None
+                  ) -> Iterator[tuple[int, Event] | BadRow]:
     """Yields (line number, event) for every readable row of `path` and a BadRow for every other row; the
     catalogue is not consulted."""
-    for line, row in _rows(path, features.REQUIRED_EVENT_COLUMNS):
+    for line, row in _rows(path, required_event_columns(labels)):
         try:
-            yield line, parse_event(path, line, row, max_timestamp)
+            yield line, parse_event(path, line, row, labels, max_timestamp)
         except RowError as error:
             yield BadRow.from_error(error, path, line, row)
 
 
-def read_events(path: str, items: dict[str, Item]) -> Iterator[Event]:
+def read_events(path: str, items: dict[str, Item], labels: dict[str, str] = DEFAULT_LABELS) -> Iterator[Event]:
     """Every event of `path`, for code that needs the whole file clean (benchmarks, data preparation): the first
     row the quarantine would take, or an event of an item not in `items`, raises InputError."""
-    for entry in screen_events(path):
+    for entry in screen_events(path, labels):
         if isinstance(entry, BadRow):
             raise InputError(f"{os.path.join(os.path.dirname(path), entry.describe())}")
         line, event = entry
@@ -299,13 +319,14 @@ def _check_file(path: str, required: tuple[str, ...], known: tuple[str, ...]) ->
     return rows, [column for column in header if column not in known]
 
 
-def check_input_dir(input_dir: str) -> InputFiles:
+def check_input_dir(input_dir: str, labels: dict[str, str] = DEFAULT_LABELS) -> InputFiles:
     """The faults that reject a run, found before any work starts: a file missing, empty, not UTF-8, with broken
-    quoting, or a header without the required columns. Row faults are left to ExampleGen, which quarantines them."""
+    quoting, or a header without the required columns (the event keys and every label column of `labels`). Row
+    faults are left to ExampleGen, which quarantines them."""
     if not os.path.isdir(input_dir):
         raise InputError(f"{input_dir}: input directory not found (it should hold {EVENTS_FILE} and {ITEMS_FILE})")
-    event_rows, event_extra = _check_file(os.path.join(input_dir, EVENTS_FILE), features.REQUIRED_EVENT_COLUMNS,
-                                          features.EVENT_COLUMNS)
+    required = required_event_columns(labels)
+    event_rows, event_extra = _check_file(os.path.join(input_dir, EVENTS_FILE), required, required)
     item_rows, item_extra = _check_file(os.path.join(input_dir, ITEMS_FILE), features.REQUIRED_ITEM_COLUMNS,
                                         features.ITEM_COLUMNS)
     ignored = {name: extra for name, extra in ((EVENTS_FILE, event_extra), (ITEMS_FILE, item_extra)) if extra}

@@ -51,7 +51,7 @@ def convert(data_dir: str, output_dir: str) -> tuple[str, str]:
     with open(rating_source, encoding="latin-1") as source, \
             open(events_path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(features.EVENT_COLUMNS)
+        writer.writerow(features.DEFAULT_EVENT_COLUMNS)
         for line_number, line in enumerate(source, start=1):
             fields = line.split()
             if len(fields) != 4:

@@ -95,7 +95,7 @@ def generate(output_dir: str, config: SyntheticConfig = SyntheticConfig()) -> tu
     start = 1_600_000_000
     with open(events_path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(features.EVENT_COLUMNS)
+        writer.writerow(features.DEFAULT_EVENT_COLUMNS)
         for user in range(config.num_users):
             taste = tastes[user]
             # Users mostly see items of topics they like (exposure), and sometimes anything.

@@ -15,7 +15,8 @@ from pipeline.data import synthetic
 
 
 def _events(rows):
-    return [input_contract.Event(user, item, timestamp, int(rating >= 4), rating)
+    return [input_contract.Event(user, item, timestamp,
+                                 {features.CLICKED: int(rating >= 4), features.RATING: rating})
             for user, item, timestamp, rating in rows]
 
 
@@ -95,8 +96,8 @@ def test_a_small_run_writes_every_figure(tmp_path):
         assert model["examples_per_second"] > 0 and model["peak_memory_mb"] > 100
     # The trivial row's RMSE is the test ratings' spread around the training mean, computed independently.
     train, test = movielens.protocol_split(len(events))
-    mean = np.mean([events[i].rating for i in train])
-    expected = np.sqrt(np.mean([(events[i].rating - mean) ** 2 for i in test]))
+    mean = np.mean([events[i].labels[features.RATING] for i in train])
+    expected = np.sqrt(np.mean([(events[i].labels[features.RATING] - mean) ** 2 for i in test]))
     assert report["models"][0]["rmse"] == pytest.approx(expected)
     assert set(report["cold_start"]) >= {"cold_items", "mtrec ids only", "mtrec text (frozen)"}
     assert set(report["targets"]) == {"joint_top_100_accuracy >= 0.30", "joint_rmse <= 0.92",

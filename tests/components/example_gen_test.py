@@ -12,7 +12,8 @@ from models import features
 
 
 def _event(user, item, timestamp):
-    return input_contract.Event(user_id=user, item_id=item, timestamp=timestamp, clicked=1, rating=4.0)
+    return input_contract.Event(user_id=user, item_id=item, timestamp=timestamp,
+                                labels={features.CLICKED: 1, features.RATING: 4.0})
 
 
 ITEM = {name: input_contract.Item(name, f"title {name}", "", ("c",)) for name in "abcdef"}

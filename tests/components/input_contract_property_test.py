@@ -18,7 +18,7 @@ from models import features
 
 PROPERTY = settings(max_examples=150, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-EVENT_HEADER = list(features.EVENT_COLUMNS)
+EVENT_HEADER = list(features.DEFAULT_EVENT_COLUMNS)
 ITEM_HEADER = list(features.ITEM_COLUMNS)
 # Lines as the reader counts them: the file is read with newline="", which ends a line at \r\n, \r or \n.
 LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -90,7 +90,8 @@ def test_written_items_and_events_read_back_equal(directory, items, data, quote_
                                              tuple(category.strip() for category in categories))
         for item_id, title, description, categories in items}
     assert input_contract.read_items(items_path) == expected_items
-    expected_events = [input_contract.Event(user.strip(), item.strip(), timestamp, clicked, rating)
+    expected_events = [input_contract.Event(user.strip(), item.strip(), timestamp,
+                                            {features.CLICKED: clicked, features.RATING: rating})
                        for user, item, timestamp, clicked, rating in events]
     screened = list(input_contract.screen_events(events_path))
     assert [event for _, event in screened] == expected_events
@@ -201,4 +202,4 @@ def test_plain_decimal_ratings_are_read_exactly(directory, value, form):
     rows = [["u", "i", "1", "0", text]]
     path = _write(directory, input_contract.EVENTS_FILE, _csv_text(EVENT_HEADER, rows, False, True)[0])
     [(_, event)] = list(input_contract.screen_events(path))
-    assert event.rating == float(text)
+    assert event.labels[features.RATING] == float(text)

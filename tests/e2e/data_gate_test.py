@@ -35,8 +35,7 @@ def _run_data_stage(data_dir: str, output_dir, validation: dict | None = None) -
                                    "validation": validation or {}, "beam": IN_PROCESS})
     paths = local_runner.RunPaths(str(output_dir))
     pipeline = local_runner.build_pipeline(
-        config, data_dir, paths.pipeline_root, paths.serving, local_runner.stage_schema(str(output_dir),
-                                                                                    config.validation),
+        config, data_dir, paths.pipeline_root, paths.serving, local_runner.stage_schema(str(output_dir), config),
         tfx.orchestration.metadata.sqlite_metadata_connection_config(paths.metadata))
     tfx.orchestration.LocalDagRunner().run(pipeline, run_options=RunOptions(to_nodes=[DATA_GATE_ID]))
 

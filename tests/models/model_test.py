@@ -167,6 +167,63 @@ def test_retrieval_loss_matches_hand_computation():
     assert float(corrected) == pytest.approx(-(logits[0] - np.log(np.exp(logits).sum())), rel=1e-5)
 
 
+def test_conditioned_losses_match_hand_computation():
+    labels, logits, given = np.array([1.0, 0.0, 1.0, 0.0]), np.array([2.0, -1.0, 0.5, 3.0]), np.array([1, 1, 0, 0])
+    probability = 1 / (1 + np.exp(-logits))
+    per_row = -(labels * np.log(probability) + (1 - labels) * np.log(1 - probability))
+    # Only the rows whose given label is 1 count: the mean over rows 0 and 1.
+    assert float(tasks.binary_loss(labels, logits, given)) == pytest.approx(per_row[:2].mean(), rel=1e-5)
+    assert float(tasks.binary_loss(labels, logits)) == pytest.approx(per_row.mean(), rel=1e-5)
+    assert float(tasks.binary_loss(labels, logits, np.zeros(4))) == 0.0  # a batch without any given event
+    predictions, targets = np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.5, 2.0, 0.0, 0.0])
+    assert float(tasks.regression_loss(targets, predictions, given)) == pytest.approx(0.125)
+    # ESMM: the cross-entropy of the product p(given) * p(task | given) against the label, on every row.
+    product = np.array([0.9 * 0.5, 0.2 * 0.1, 0.6 * 0.5, 0.1 * 0.9])
+    expected = -(labels * np.log(product) + (1 - labels) * np.log(1 - product)).mean()
+    assert float(tasks.entire_space_loss(labels, product)) == pytest.approx(expected, rel=1e-5)
+
+
+def conditioned_model(entire_space: bool):
+    task_list = [Task("click", "binary", "clicked"),
+                 Task("like", "binary", "liked", given="click", entire_space=entire_space)]
+    data = batch()
+    data[features.transformed_label("like")] = np.where(np.arange(BATCH) % 4 == 1, 1.0, 0.0).astype("float32")
+    return build(task_list, architecture="mmoe"), data
+
+
+def test_a_masked_task_learns_nothing_from_events_whose_given_label_is_0():
+    model, data = conditioned_model(entire_space=False)
+    head = model.heads["like"].trainable_variables
+    with tf.GradientTape() as tape:
+        outputs = model(data, training=True)
+        like = tasks.binary_loss(data[features.transformed_label("like")], outputs["like_logit"],
+                                 data[features.transformed_label("click")])
+    model.compute_loss(x=data, y_pred=outputs)
+    assert float(model.loss_trackers["like"].result()) == pytest.approx(float(like))  # the loss the model trains
+    like_label, click_label = data[features.transformed_label("like")], data[features.transformed_label("click")]
+    changed = {**data, features.transformed_label("like"): np.where(click_label == 0, 1.0 - like_label, like_label)}
+    model.loss_trackers["like"].reset_state()
+    model.compute_loss(x=changed, y_pred=outputs)  # the like labels of unclicked events flipped: same loss
+    assert float(model.loss_trackers["like"].result()) == pytest.approx(float(like))
+    assert all(nonzero(g) for g in tape.gradient(like, head))
+    # The output is p(like | click), the head's own sigmoid.
+    assert np.allclose(outputs["like"], 1 / (1 + np.exp(-np.asarray(outputs["like_logit"]))), atol=1e-6)
+
+
+def test_an_entire_space_task_outputs_the_product_and_trains_both_heads():
+    model, data = conditioned_model(entire_space=True)
+    with tf.GradientTape() as tape:
+        outputs = model(data, training=True)
+        like = tasks.entire_space_loss(data[features.transformed_label("like")], outputs["like"])
+    model.compute_loss(x=data, y_pred=outputs)
+    assert float(model.loss_trackers["like"].result()) == pytest.approx(float(like))  # the loss the model trains
+    conditional = 1 / (1 + np.exp(-np.asarray(outputs["like_logit"])))
+    assert np.allclose(outputs["like"], np.asarray(outputs["click"]) * conditional, atol=1e-6)
+    # The like loss reaches the click head too: p(click) is a factor of p(like).
+    variables = model.heads["like"].trainable_variables + model.heads["click"].trainable_variables
+    assert all(nonzero(g) for g in tape.gradient(like, variables))
+
+
 @pytest.mark.parametrize("balancing", loss_balancing.LOSS_BALANCING)
 def test_the_first_call_builds_every_layer_without_keras_build_warning(balancing):
     """Keras warns at a model's first call when a child layer stays unbuilt; the loss balancing layer, which the

@@ -15,7 +15,8 @@ from models import features, preprocessing, text_encoder
 
 CONFIG = {"text_preset": "minilm", "text_max_length": 12, "history_length": 3, "max_categories": 2,
           "tasks": [{"name": "retrieval", "label": None}, {"name": "click", "label": "clicked"},
-                    {"name": "rating", "label": "rating"}]}
+                    {"name": "rating", "label": "rating"},
+                    {"name": "log_rating", "label": "rating", "label_transform": "log1p"}]}
 
 
 @pytest.fixture(scope="module")
@@ -84,5 +85,7 @@ def test_vocabularies_oov_and_padding():
     assert out[2][features.CATEGORY_INDICES].tolist() == [0, 0]
     assert [r[features.USER_INDEX] for r in out] == [0, 0, 1]
     assert [r[features.transformed_label("click")] for r in out] == [1.0, 1.0, 1.0]
+    assert out[0][features.transformed_label("rating")] == 4.0
+    assert out[0][features.transformed_label("log_rating")] == pytest.approx(np.log1p(4.0))
     assert out[0][features.TEXT_TOKEN_IDS].shape == (CONFIG["text_max_length"],)
     assert out[0][features.TEXT_PADDING_MASK].sum() >= 4  # [CLS] title a [SEP] at least

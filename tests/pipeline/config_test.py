@@ -25,6 +25,30 @@ def test_yaml_overrides_only_what_it_names(tmp_path):
                                   config.Task("liked", "binary", "clicked", 1.0)]
 
 
+def test_declared_labels_and_their_kinds():
+    loaded = config.from_dict({"model": {"tasks": [
+        {"name": "retrieval", "type": "retrieval", "label": "watch_seconds"},
+        {"name": "click", "type": "binary", "label": "is_click"},
+        {"name": "like", "type": "binary", "label": "is_like", "given": "click", "entire_space": True},
+        {"name": "watch", "type": "regression", "label": "watch_ratio", "given": "click"},
+        {"name": "time", "type": "regression", "label": "watch_seconds", "label_transform": "log1p"}]}})
+    assert config.label_columns(loaded) == {"watch_seconds": "non_negative", "is_click": "binary",
+                                            "is_like": "binary", "watch_ratio": "numeric"}
+    # Each label column is watched for drift and skew by default, beside the categories.
+    assert loaded.validation.drift == {"categories": 0.2, "watch_seconds": 0.1, "is_click": 0.1, "is_like": 0.1,
+                                       "watch_ratio": 0.1}
+
+
+def test_yaml_off_and_on_are_strings_where_the_docs_write_them(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("text_encoder:\n  mode: off\ntraining:\n  jit_compile: false\n")
+    loaded = config.load(str(path))
+    assert loaded.text_encoder.mode == "off" and loaded.training.jit_compile is False
+    path.write_text("training:\n  jit_compile: yes\n")
+    with pytest.raises(config.ConfigError, match="training.jit_compile: expected true or false, got 'yes'"):
+        config.load(str(path))
+
+
 def test_every_problem_is_reported_at_once():
     with pytest.raises(config.ConfigError) as raised:
         config.from_dict({
@@ -43,8 +67,30 @@ def test_every_problem_is_reported_at_once():
 @pytest.mark.parametrize(("values", "expected"), [
     ({"data": {"source": "csv"}}, "data.path: required"),
     ({"model": {"tasks": [{"name": "ctr", "type": "ctr", "label": "clicked"}]}}, "model.tasks[0].type: must be one"),
-    ({"model": {"tasks": [{"name": "buy", "type": "binary", "label": "purchased"}]}},
-     "model.tasks[0].label: a binary task takes its label from one of ['clicked'], got 'purchased'"),
+    ({"model": {"tasks": [{"name": "buy", "type": "binary", "label": "title"}]}},
+     "model.tasks[0].label: 'title' is not a label column"),
+    ({"model": {"tasks": [{"name": "like", "type": "binary", "label": "is_like", "given": "click"}]}},
+     "model.tasks[0].given: 'click' is not another task"),
+    ({"model": {"tasks": [{"name": "like", "type": "binary", "label": "is_like", "given": "like"}]}},
+     "model.tasks[0].given: 'like' is not another task"),
+    ({"model": {"tasks": [{"name": "r", "type": "regression", "label": "rating"},
+                          {"name": "like", "type": "binary", "label": "is_like", "given": "r"}]}},
+     "model.tasks[1].given: the task it is conditioned on must be binary; 'r' is regression"),
+    ({"model": {"tasks": [{"name": "a", "type": "binary", "label": "x"},
+                          {"name": "b", "type": "binary", "label": "y", "given": "a"},
+                          {"name": "c", "type": "binary", "label": "z", "given": "b"}]}},
+     "model.tasks[2].given: 'b' is itself conditioned (on 'a')"),
+    ({"model": {"tasks": [{"name": "a", "type": "binary", "label": "x", "entire_space": True}]}},
+     "model.tasks[0].entire_space: needs a binary task with `given`"),
+    ({"model": {"tasks": [{"name": "a", "type": "binary", "label": "x", "label_transform": "log1p"}]}},
+     "model.tasks[0].label_transform: only a regression label can be transformed"),
+    ({"model": {"tasks": [{"name": "a", "type": "regression", "label": "x", "label_range": [5, 1]}]}},
+     "model.tasks[0].label_range: must be [min, max] with min <= max"),
+    ({"model": {"tasks": [{"name": "a", "type": "regression", "label": "x", "label_range": [0, 1]},
+                          {"name": "b", "type": "regression", "label": "x", "label_range": [0, 2]}]}},
+     "the tasks on column 'x' declare different label_range values"),
+    ({"validation": {"drift": {"rating": 0.1}}, "model": {"tasks": [{"name": "a", "type": "binary", "label": "x"}]}},
+     "validation.drift.rating: not a feature the check can watch"),
     ({"model": {"tasks": [{"name": "rating", "type": "regression"}]}}, "model.tasks[0].label"),
     ({"model": {"tasks": [{"name": "a", "type": "binary", "label": "clicked", "weight": 0}]}}, "at least one task"),
     ({"model": {"tasks": [{"name": "a", "type": "binary", "label": "clicked"}] * 2}}, "duplicate task name(s) ['a']"),

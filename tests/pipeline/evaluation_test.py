@@ -6,7 +6,7 @@ from tensorflow_model_analysis.proto import config_pb2 as tfma
 
 from models import features
 from pipeline import evaluation
-from pipeline.config import Evaluation, default_tasks
+from pipeline.config import Evaluation, Task, default_tasks
 
 
 def _metric(config: tfma.EvalConfig, output: str, class_name: str) -> tfma.MetricConfig:
@@ -29,5 +29,17 @@ def test_thresholds_follow_the_configuration():
     assert rmse.value_threshold.upper_bound.value == 1.2 and not rmse.value_threshold.HasField("lower_bound")
     assert rmse.change_threshold.direction == tfma.MetricDirection.LOWER_IS_BETTER
     assert rmse.change_threshold.absolute.value == 0.05
-    assert config.model_specs[0].label_keys == dict(features.LABEL_KEYS)
+    assert config.model_specs[0].label_keys == {features.CLICK_TASK: features.CLICKED,
+                                                features.RATING_TASK: features.RATING}
     assert [list(s.feature_keys) for s in config.slicing_specs] == [[], *([n] for n in features.SLICE_FEATURES)]
+
+
+def test_a_conditioned_task_is_measured_on_its_given_events_and_esmm_on_every_event():
+    tasks = [Task("click", "binary", "is_click"), Task("like", "binary", "is_like", given="click"),
+             Task("follow", "binary", "is_follow", given="click", entire_space=True),
+             Task("watch", "regression", "watch_ratio", given="click")]
+    (spec,) = evaluation.eval_config(Evaluation(), tasks).model_specs
+    assert dict(spec.label_keys) == {"click": "is_click", "like": "is_like", "follow": "is_follow",
+                                     "watch": "watch_ratio"}
+    # AUC and RMSE of a masked task are weighted by the click label; the ESMM product is measured everywhere.
+    assert dict(spec.example_weight_keys) == {"like": "is_click", "watch": "is_click"}

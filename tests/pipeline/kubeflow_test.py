@@ -216,7 +216,7 @@ def test_locations_are_the_shared_ones(vertex):
     assert destination.filesystem.base_directory == target.serving_dir
     # The schema the pods import is staged under the pipeline root, with the configured comparators.
     schema_file = _parameter(vertex, "ImportSchemaGen", "schema_file")
-    assert schema_file == local_runner.staged_schema_path(target.pipeline_root, vertex.config.validation)
+    assert schema_file == local_runner.staged_schema_path(target.pipeline_root, vertex.config)
     assert os.path.isfile(schema_file)
 
 
@@ -261,9 +261,9 @@ def test_a_uri_pipeline_root_gets_the_staged_schema(tmp_path):
     target = kubeflow.options(config, IMAGE, "ram://kubeflow_test/root", "/mnt/data", "/mnt/serving")
     pipeline = kubeflow.build(config, target)
     schema_file = {node.id: node for node in pipeline.components}["ImportSchemaGen"].exec_properties["schema_file"]
-    assert schema_file == local_runner.staged_schema_path("ram://kubeflow_test/root", config.validation)
+    assert schema_file == local_runner.staged_schema_path("ram://kubeflow_test/root", config)
     # The same content as a local run stages.
-    with fileio.open(schema_file) as staged, open(local_runner.stage_schema(str(tmp_path), config.validation)) as local:
+    with fileio.open(schema_file) as staged, open(local_runner.stage_schema(str(tmp_path), config)) as local:
         assert staged.read() == local.read()
 
 

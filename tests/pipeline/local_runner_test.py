@@ -34,7 +34,7 @@ def test_code_version_is_stable_and_reaches_every_component_running_mtrec_code(t
     assert re.fullmatch(r"[0-9a-f]{16}", local_runner.code_version())
     config = config_lib.RunConfig(output_dir=str(tmp_path))
     pipeline = local_runner.build_pipeline(config, str(tmp_path), str(tmp_path / "root"), str(tmp_path / "serving"),
-                                           local_runner.stage_schema(str(tmp_path), config.validation), None)
+                                           local_runner.stage_schema(str(tmp_path), config), None)
     by_id = {component.id: component for component in pipeline.components}
     version = local_runner.code_version()
     assert by_id["EventsExampleGen"].exec_properties["code_version"] == version
@@ -60,8 +60,9 @@ def test_schema_is_staged_with_the_comparators_under_its_content_hash(tmp_path):
     from google.protobuf import text_format
     from tensorflow_metadata.proto.v0 import schema_pb2
 
-    validation = config_lib.Validation(drift={"rating": 0.3, "categories": 0.2}, skew={"clicked": 0.1})
-    staged = local_runner.stage_schema(str(tmp_path), validation)
+    config = config_lib.RunConfig(validation=config_lib.Validation(
+        drift={"rating": 0.3, "categories": 0.2}, skew={"clicked": 0.1}))
+    staged = local_runner.stage_schema(str(tmp_path), config)
     with open(staged, encoding="utf-8") as copy:
         content = copy.read()
     features = {feature.name: feature for feature in text_format.Parse(content, schema_pb2.Schema()).feature}
@@ -70,10 +71,34 @@ def test_schema_is_staged_with_the_comparators_under_its_content_hash(tmp_path):
     assert features["clicked"].skew_comparator.infinity_norm.threshold == 0.1  # a categorical int
     assert not features["user_id"].HasField("drift_comparator")
     assert staged == str(tmp_path / "schema" / hashlib.sha256(content.encode()).hexdigest()[:16] / "schema.pbtxt")
-    assert local_runner.staged_schema_path(str(tmp_path), validation) == staged
-    assert local_runner.stage_schema(str(tmp_path), validation) == staged  # same content, same path
-    other = local_runner.stage_schema(str(tmp_path), config_lib.Validation(drift={"rating": 0.5}))
+    assert local_runner.staged_schema_path(str(tmp_path), config) == staged
+    assert local_runner.stage_schema(str(tmp_path), config) == staged  # same content, same path
+    other = local_runner.stage_schema(str(tmp_path), config_lib.RunConfig(
+        validation=config_lib.Validation(drift={"rating": 0.5})))
     assert other != staged  # new thresholds, new schema input: the cache cannot serve the old one
+
+
+def test_the_schema_declares_every_label_column_with_its_domain(tmp_path):
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    config = config_lib.from_dict({"model": {"tasks": [
+        {"name": "click", "type": "binary", "label": "is_click"},
+        {"name": "like", "type": "binary", "label": "is_like", "given": "click"},
+        {"name": "watch", "type": "regression", "label": "watch_ratio", "label_range": [0, 10]},
+        {"name": "time", "type": "regression", "label": "play_seconds", "label_transform": "log1p"}]},
+        "validation": {"drift": {"is_like": 0.05}, "skew": {}}})
+    with open(local_runner.stage_schema(str(tmp_path), config), encoding="utf-8") as handle:
+        schema = {feature.name: feature for feature in text_format.Parse(handle.read(), schema_pb2.Schema()).feature}
+    assert "clicked" not in schema and "rating" not in schema  # only the declared labels
+    for binary in ("is_click", "is_like"):
+        assert schema[binary].type == schema_pb2.INT
+        assert (schema[binary].int_domain.min, schema[binary].int_domain.max) == (0, 1)
+        assert schema[binary].int_domain.is_categorical and schema[binary].presence.min_fraction == 1.0
+    assert schema["is_like"].drift_comparator.infinity_norm.threshold == 0.05
+    assert schema["watch_ratio"].type == schema_pb2.FLOAT
+    assert (schema["watch_ratio"].float_domain.min, schema["watch_ratio"].float_domain.max) == (0, 10)
+    assert schema["play_seconds"].float_domain.min == 0 and not schema["play_seconds"].float_domain.HasField("max")
 
 
 def test_quiet_mode_prints_nothing_of_tfx_logs(capsys):

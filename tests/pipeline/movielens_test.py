@@ -7,6 +7,7 @@ import os
 import pytest
 
 from components.example_gen import input_contract
+from models import features
 from pipeline.data import movielens
 
 SHARED_ML100K = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "movielens-100k")
@@ -27,8 +28,8 @@ def test_converts_ratings_titles_and_genres(tmp_path):
     assert items["2"].categories == ("Action", "Comedy")
     assert "Genres: Comedy" in items["1"].description
     events = list(input_contract.read_events(str(tmp_path / "out" / "events.csv"), items))
-    assert [(e.user_id, e.item_id, e.rating, e.clicked) for e in events] == [("196", "1", 3.0, 0),
-                                                                              ("186", "2", 5.0, 1)]
+    assert [(e.user_id, e.item_id, e.labels[features.RATING], e.labels[features.CLICKED])
+            for e in events] == [("196", "1", 3.0, 0), ("186", "2", 5.0, 1)]
 
 
 def test_malformed_rating_line_is_named(tmp_path):

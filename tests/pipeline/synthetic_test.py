@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from components.example_gen import input_contract
+from models import features
 from pipeline.data import synthetic
 from tests.conftest import SMALL
 
@@ -50,7 +51,7 @@ def test_clicks_depend_on_taste():
         items = input_contract.read_items(os.path.join(directory, input_contract.ITEMS_FILE))
         by_user = collections.defaultdict(list)
         for event in input_contract.read_events(os.path.join(directory, "events.csv"), items):
-            by_user[event.user_id].append((items[event.item_id].categories[0], event.clicked))
+            by_user[event.user_id].append((items[event.item_id].categories[0], event.labels[features.CLICKED]))
     favourite, other = [], []
     for events in by_user.values():
         topics = collections.Counter(topic for topic, clicked in events if clicked)

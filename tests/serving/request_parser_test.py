@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from components.example_gen import executor, input_contract
+from models import features
 from serving import rest
 from serving.server import ModelServer
 
@@ -188,7 +189,8 @@ def test_serving_default_takes_b64_encoded_examples(signatures, exported_model):
     data_dir, _ = exported_model
     items = input_contract.read_items(f"{data_dir}/{input_contract.ITEMS_FILE}")
     item = items[sorted(items)[0]]
-    example = executor.to_example(input_contract.Event("user_00001", item.item_id, 0, 1, 4.0), item, ["item_00002"])
+    example = executor.to_example(input_contract.Event(
+        "user_00001", item.item_id, 0, {features.CLICKED: 1, features.RATING: 4.0}), item, ["item_00002"])
     encoded = {"b64": base64.b64encode(example.SerializeToString()).decode()}
     rows = _predict(signatures, {"instances": [encoded, encoded]})
     columns = _predict(signatures, {"signature_name": "", "inputs": {"examples": [encoded]}})
