@@ -24,17 +24,18 @@ from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
 from tfx_bsl.public import tfxio
 
 import schema
-from models import preprocessing
+from models import features, preprocessing
 from pipeline import config
 
 _BATCH = 4096
 
 
 def raw_schema() -> schema_pb2.Schema:
-    """The curated schema with the default tasks' label columns (click and rating), which these benchmarks train."""
-    defaults = config.RunConfig()
-    text = schema.with_labels(pathlib.Path(schema.SCHEMA_FILE).read_text(), config.label_columns(defaults),
-                              config.label_ranges(defaults))
+    """The curated schema with the CSV contract's default label columns (clicked and rating), which these
+    benchmarks train on."""
+    tasks = config.default_tasks()
+    text = schema.with_labels(pathlib.Path(schema.SCHEMA_FILE).read_text(), features.label_columns(tasks),
+                              config.label_ranges(tasks))
     return text_format.Parse(text, schema_pb2.Schema())
 
 

@@ -29,6 +29,7 @@ import numpy as np
 from benchmarks import reports
 from components.example_gen import executor, input_contract
 from models import features
+from models.metrics import auc
 
 TOP_K = 100
 CUTOFF_K = 10
@@ -141,18 +142,6 @@ def prepare(events: list[input_contract.Event], items: dict[str, input_contract.
 
 
 # === Metrics ===
-
-def auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Exact ROC AUC (Mann-Whitney, ties counted half)."""
-    from scipy.stats import rankdata
-
-    labels = labels.astype(bool)
-    positives, negatives = labels.sum(), (~labels).sum()
-    if not positives or not negatives:
-        return float("nan")
-    ranks = rankdata(scores)
-    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
-
 
 def ranking_metrics(users: np.ndarray, catalogue: np.ndarray, true_rows: np.ndarray) -> dict[str, float]:
     """Top-100 accuracy (the protocol's, over the whole catalogue), Recall@10 and NDCG@10 (KerasRS metrics)."""

@@ -109,8 +109,11 @@ CONFIG_CASES = (
      ["training.epochs: expected int", "training.batch_size: expected int"]),
     ("impossible values", {"model": {"embedding_dim": -4}, "validation": {"max_bad_fraction": 2}},
      ["model.embedding_dim: must be positive", "validation.max_bad_fraction: must be between 0 and 1"]),
-    ("task without its label", {"model": {"tasks": [{"name": "click", "type": "binary", "label": "rating"}]}},
-     ["model.tasks[0].label: a binary task takes its label from one of ['clicked']"]),
+    ("task without its label", {"model": {"tasks": [{"name": "click", "type": "binary"}]}},
+     ["model.tasks[0].label: a binary task needs a label column of events.csv"]),
+    ("task conditioned on an unknown task",
+     {"model": {"tasks": [{"name": "like", "type": "binary", "label": "liked", "given": "click"}]}},
+     ["model.tasks[0].given: 'click' is not another task"]),
 )
 
 # Malformed `:predict` bodies for the `rank` signature; each must be a RequestError.

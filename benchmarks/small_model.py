@@ -18,7 +18,8 @@ from models import export, features, trainer
 from pipeline import config
 from pipeline.data import synthetic
 
-_MODEL = dataclasses.replace(config.Model(), embedding_dim=16, expert_units=[16], tower_units=[8], num_experts=2)
+_MODEL = dataclasses.replace(config.Model(tasks=config.default_tasks()), embedding_dim=16, expert_units=[16],
+                             tower_units=[8], num_experts=2)
 _TEXT = config.TextEncoder(max_length=16, backbone={"num_layers": 1, "num_heads": 2, "hidden_dim": 8,
                                                     "intermediate_dim": 16})
 TRANSFORM_CONFIG = {"text_preset": "minilm", "text_max_length": 16, "history_length": 5, "max_categories": 2,

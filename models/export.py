@@ -59,8 +59,10 @@ def raw_item_features(item_ids: tf.Tensor, titles: tf.Tensor, descriptions: tf.T
 
 
 def _served(outputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-    """Every model output but the logits: embeddings and each task's prediction."""
-    return {name: value for name, value in outputs.items() if not name.endswith(features.LOGIT_SUFFIX)}
+    """Every model output but those only training reads (logits, transformed-scale predictions): embeddings and
+    each task's prediction."""
+    return {name: value for name, value in outputs.items()
+            if not name.endswith(features.TRAINING_OUTPUT_SUFFIXES)}
 
 
 def _normalise(vectors: tf.Tensor) -> tf.Tensor:

@@ -14,6 +14,7 @@ ITEM_ID = "item_id"
 TIMESTAMP = "timestamp"
 CLICKED = "clicked"
 RATING = "rating"
+PURCHASED = "purchased"  # the built-in synthetic data's sparse post-click label
 TITLE = "title"
 DESCRIPTION = "description"
 CATEGORIES = "categories"
@@ -21,7 +22,7 @@ CATEGORIES = "categories"
 # Every event has these; its other columns are labels when a task declares them (see `label_columns`).
 EVENT_KEY_COLUMNS = (USER_ID, ITEM_ID, TIMESTAMP)
 ITEM_COLUMNS = (ITEM_ID, TITLE, DESCRIPTION, CATEGORIES)
-REQUIRED_ITEM_COLUMNS = (ITEM_ID, TITLE)
+REQUIRED_ITEM_COLUMNS = (ITEM_ID, TITLE)  # with the text tower on; off, items.csv needs only ITEM_ID
 CATEGORY_SEPARATOR = "|"
 
 # === Added by ExampleGen ===
@@ -39,6 +40,7 @@ SERVING_FEATURES = tuple(dict.fromkeys((*EVENT_KEY_COLUMNS, *ITEM_COLUMNS, HISTO
 RETRIEVAL_TASK = "retrieval"
 CLICK_TASK = "click"
 RATING_TASK = "rating"
+PURCHASE_TASK = "purchase"
 DEFAULT_EVENT_COLUMNS = (*EVENT_KEY_COLUMNS, CLICKED, RATING)  # what the built-in data and adapters write
 
 # === Label columns: what a row's value must be ===
@@ -83,9 +85,20 @@ RATING_PREDICTION = RATING_TASK
 LOGIT_SUFFIX = "_logit"
 
 
+TRANSFORMED_SUFFIX = "_transformed"
+# Model outputs that training reads and serving leaves out.
+TRAINING_OUTPUT_SUFFIXES = (LOGIT_SUFFIX, TRANSFORMED_SUFFIX)
+
+
 def logit_name(task: str) -> str:
     """Model output key of a binary task's logit; its probability is under the task's own name. Not served."""
     return f"{task}{LOGIT_SUFFIX}"
+
+
+def transformed_output_name(task: str) -> str:
+    """Model output key of a transformed regression label's prediction (e.g. log1p); the task's own name holds it
+    back on the label's scale. Not served."""
+    return f"{task}{TRANSFORMED_SUFFIX}"
 
 
 def label_columns(tasks: Iterable[Any]) -> dict[str, str]:

@@ -89,6 +89,9 @@ class MultiTaskRecommender(keras.Model):
             if task.type == tasks_module.BINARY:
                 outputs[features.logit_name(task.name)] = value
                 value = keras.ops.sigmoid(value)
+            elif task.label_transform == "log1p":  # the head learns log1p(label); callers get the label's scale
+                outputs[features.transformed_output_name(task.name)] = value
+                value = keras.ops.expm1(value)
             outputs[task.name] = value
         for task in self.ranking_tasks:  # ESMM: p(task) = p(given) * p(task | given), the head being the latter
             if task.entire_space:
@@ -121,7 +124,8 @@ class MultiTaskRecommender(keras.Model):
             elif task.type == tasks_module.BINARY:
                 losses[task.name] = tasks_module.binary_loss(labels, y_pred[features.logit_name(task.name)], weights)
             else:
-                losses[task.name] = tasks_module.regression_loss(labels, y_pred[task.name], weights)
+                predictions = y_pred.get(features.transformed_output_name(task.name), y_pred[task.name])
+                losses[task.name] = tasks_module.regression_loss(labels, predictions, weights)
             if task.type == tasks_module.BINARY:
                 self.aucs[task.name].update_state(labels, y_pred[task.name], sample_weight=weights)
         for name, loss in losses.items():

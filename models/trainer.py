@@ -221,7 +221,8 @@ def prepare_training(fn_args: tfx.components.FnArgs) -> TrainingSetup:
     batch_size = training["batch_size"]
     train = make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output, batch_size, shuffle=True)
     evaluation = make_dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, batch_size, shuffle=False)
-    catalogue = list(input_contract.read_items(config["items_path"]).values())
+    catalogue = list(input_contract.read_items(config["items_path"],
+                                               require_text=config["text_encoder"]["mode"] != "off").values())
     return TrainingSetup(compiled_model(tft_output, config, train, catalogue), train, evaluation, tft_output, catalogue)
 
 

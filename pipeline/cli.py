@@ -76,6 +76,18 @@ def _convert_movielens(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert_kuairand(args: argparse.Namespace) -> int:
+    from pipeline.data import kuairand
+
+    converted = kuairand.convert(args.data, args.output)
+    print(f"mtrec: wrote {converted.events} ({converted.events_written} events), {converted.items} and "
+          f"{converted.users}")
+    if converted.events_unconverted:
+        print(f"mtrec: {converted.events_unconverted} exposures without a video duration (no watch ratio) are in "
+              f"{converted.unconverted}")
+    return 0
+
+
 def _check_serving(args: argparse.Namespace) -> int:
     import tensorflow_text  # noqa: F401  (registers the TF Text ops, so their graphs parse)
 
@@ -231,6 +243,12 @@ def main(argv: list[str] | None = None) -> int:
     convert.add_argument("--data", required=True, help="directory with u.data, u.item, u.genre")
     convert.add_argument("--output", required=True)
     convert.set_defaults(handler=_convert_movielens)
+    convert_kuairand = commands.add_parser(
+        "convert-kuairand", help="convert KuaiRand-Pure into the CSV contract (events, items, users)")
+    convert_kuairand.add_argument("--data", required=True,
+                                  help="directory with the log_*.csv standard logs and the user and video tables")
+    convert_kuairand.add_argument("--output", required=True)
+    convert_kuairand.set_defaults(handler=_convert_kuairand)
     check = commands.add_parser("check-serving", help="fail, naming them, if a SavedModel needs ops that TF "
                                                        "Serving does not register")
     check.add_argument("model_dir", help="a SavedModel directory (e.g. serving/<version>)")

@@ -26,8 +26,9 @@ class ConfigError(ValueError):
 
 @dataclasses.dataclass
 class Data:
-    """`source`: "synthetic" (generated), "csv" (`path` holds events.csv and items.csv) or "movielens"
-    (`path` holds the GroupLens ML-100K files)."""
+    """`source`: "synthetic" (generated), "csv" (`path` holds events.csv and items.csv), "movielens" (`path`
+    holds the GroupLens ML-100K files) or "kuairand" (`path` holds the KuaiRand-Pure logs and tables; it has no
+    item text, so the text tower must be off)."""
 
     source: str = "synthetic"
     path: str | None = None
@@ -79,10 +80,29 @@ class Task:
     label_range: list[float] | None = None
 
 
-def default_tasks() -> list[Task]:
-    return [Task(features.RETRIEVAL_TASK, "retrieval", features.CLICKED),
-            Task(features.CLICK_TASK, "binary", features.CLICKED),
-            Task(features.RATING_TASK, "regression", features.RATING, label_range=[0.0, 5.0])]
+def default_tasks(source: str = "csv") -> list[Task]:
+    """The tasks of a run that names none: retrieval, click and rating on the CSV contract's `clicked` and
+    `rating`; the built-in synthetic data adds its sparse purchases, as an ESMM task over the clicks."""
+    tasks = [Task(features.RETRIEVAL_TASK, "retrieval", features.CLICKED),
+             Task(features.CLICK_TASK, "binary", features.CLICKED),
+             Task(features.RATING_TASK, "regression", features.RATING, label_range=[0.0, 5.0])]
+    if source == "synthetic":
+        tasks.append(Task(features.PURCHASE_TASK, "binary", features.PURCHASED, given=features.CLICK_TASK,
+                          entire_space=True))
+    if source == "kuairand":
+        return kuairand_tasks()
+    return tasks
+
+
+def kuairand_tasks() -> list[Task]:
+    """KuaiRand's tasks: retrieval of clicked videos, five of its feedback signals and the watch ratio."""
+    from pipeline.data import kuairand
+
+    return [Task(features.RETRIEVAL_TASK, "retrieval", "is_click"),
+            *(Task(name, "binary", column) for name, column in (
+                (features.CLICK_TASK, "is_click"), ("long_view", "long_view"), ("like", "is_like"),
+                ("follow", "is_follow"), ("comment", "is_comment"))),
+            Task(kuairand.WATCH_RATIO, "regression", kuairand.WATCH_RATIO, label_transform="log1p")]
 
 
 @dataclasses.dataclass
@@ -91,7 +111,7 @@ class Model:
     `architecture` of the ranking heads: "shared_bottom", "mmoe" or "ple"; `num_experts` are MMoE's experts or
     PLE's shared experts per level. `loss_balancing`: "fixed" (task weights) or "uncertainty" (learned).
     `use_categories`: whether the item tower reads the item's categories (text mode "off" plus no categories
-    is an ids-only model)."""
+    is an ids-only model). `tasks`: null (the default) takes the data source's default tasks (`default_tasks`)."""
 
     type: str = "mtrec"
     embedding_dim: int = 32
@@ -107,7 +127,7 @@ class Model:
     loss_balancing: str = "fixed"
     use_categories: bool = True
     max_categories: int = 4
-    tasks: list[Task] = dataclasses.field(default_factory=default_tasks)
+    tasks: list[Task] | None = None
 
 
 @dataclasses.dataclass
@@ -196,7 +216,10 @@ class RunConfig:
     validation: Validation = dataclasses.field(default_factory=Validation)
 
     def __post_init__(self) -> None:
-        """Fills in the default drift and skew thresholds, which depend on the tasks' label columns."""
+        """Fills in the defaults that depend on other sections: the data source's tasks, and the drift and skew
+        thresholds on the tasks' label columns."""
+        if self.model.tasks is None:
+            self.model.tasks = default_tasks(self.data.source)
         labels = features.label_columns(self.model.tasks)
         if self.validation.drift is None:
             self.validation.drift = {**DEFAULT_DRIFT, **dict.fromkeys(labels, DEFAULT_LABEL_DRIFT)}
@@ -212,7 +235,7 @@ _POSITIVE = {"num_users", "num_items", "events_per_user", "history_length", "max
 _NOT_NEGATIVE = {"cold_item_fraction", "max_auc_decrease", "max_rmse_increase", "feature_cross_layers",
                  "trainable_layers", "weight", "direct_num_workers"}
 _FRACTIONS = {"eval_fraction", "min_auc"}
-_CHOICES = {"source": ("synthetic", "csv", "movielens"), "split": ("time", "random"),
+_CHOICES = {"source": ("synthetic", "csv", "movielens", "kuairand"), "split": ("time", "random"),
             "mode": ("frozen", "finetune", "off"), "pooling": ("mean", "cls"),
             "architecture": ("shared_bottom", "mmoe", "ple"), "loss_balancing": ("fixed", "uncertainty"),
             "distribution": ("default", "mirrored", "multi_worker_mirrored", "tpu"),
@@ -275,7 +298,11 @@ def _build(cls: type, values: Any, path: str, problems: list[str]) -> Any:
         if dataclasses.is_dataclass(expected):
             kwargs[name] = _build(expected, value, where, problems)
             continue
-        element = typing.get_args(expected)[0] if typing.get_origin(expected) is list else None
+        if value is None and _matches(None, expected):
+            kwargs[name] = None
+            continue
+        listed = [option for option in (expected, *typing.get_args(expected)) if typing.get_origin(option) is list]
+        element = typing.get_args(listed[0])[0] if listed else None
         if element is not None and dataclasses.is_dataclass(element):
             if not isinstance(value, list):
                 problems.append(f"{where}: expected a list, got {value!r}")
@@ -300,6 +327,8 @@ def _build(cls: type, values: Any, path: str, problems: list[str]) -> Any:
 def _check_run(config: RunConfig, problems: list[str]) -> None:
     if config.data.source != "synthetic" and not config.data.path:
         problems.append(f"data.path: required when data.source is {config.data.source!r}")
+    if config.data.source == "kuairand" and requires_text(config):
+        problems.append("text_encoder.mode: KuaiRand has no item text; set it to off")
     _check_tasks(config.model, problems)
     _check_training(config, problems)
     problems.extend(beam_options.problems(config.beam))
@@ -400,10 +429,14 @@ def label_columns(config: RunConfig) -> dict[str, str]:
     return features.label_columns(config.model.tasks)
 
 
-def label_ranges(config: RunConfig) -> dict[str, tuple[float, float]]:
+def requires_text(config: RunConfig) -> bool:
+    """Whether every item needs text (a title): only when the text tower reads it."""
+    return config.text_encoder.mode != "off"
+
+
+def label_ranges(tasks: list[Task]) -> dict[str, tuple[float, float]]:
     """Label column -> the [min, max] its tasks declare (`label_range`)."""
-    return {task.label: tuple(task.label_range) for task in config.model.tasks
-            if task.label and task.label_range is not None}
+    return {task.label: tuple(task.label_range) for task in tasks if task.label and task.label_range is not None}
 
 
 def from_dict(values: dict[str, Any]) -> RunConfig:

@@ -25,7 +25,7 @@ from typing import Any
 from components.example_gen import input_contract
 from pipeline import beam_options
 from pipeline import config as config_lib
-from pipeline.data import movielens, synthetic
+from pipeline.data import kuairand, movielens, synthetic
 
 SUMMARY_FILE = "last_run.json"
 
@@ -76,6 +76,8 @@ def prepare_data(config: config_lib.RunConfig, paths: RunPaths) -> str:
     shutil.rmtree(staging, ignore_errors=True)
     if source == "synthetic":
         synthetic.generate(staging, config.data.synthetic)
+    elif source == "kuairand":
+        kuairand.convert(config.data.path, staging)
     else:
         movielens.convert(config.data.path, staging)
     # The pipeline's cache fingerprints input files, so identical regenerated data keeps its artifacts valid.
@@ -166,7 +168,8 @@ def _schema_text(config: config_lib.RunConfig) -> str:
     import schema
 
     with open(schema.SCHEMA_FILE, encoding="utf-8") as handle:
-        curated = schema.with_labels(handle.read(), config_lib.label_columns(config), config_lib.label_ranges(config))
+        curated = schema.with_labels(handle.read(), config_lib.label_columns(config),
+                                     config_lib.label_ranges(config.model.tasks))
     return schema.with_comparators(curated, config.validation.drift, config.validation.skew)
 
 
@@ -228,7 +231,8 @@ def build_pipeline(config: config_lib.RunConfig, data_root: str, pipeline_root: 
         schema_path=schema_path,
         serving_model_dir=serving_dir,
         example_gen_args={**dataclasses.asdict(config.example_gen),
-                          "label_columns": config_lib.label_columns(config)},
+                          "label_columns": config_lib.label_columns(config),
+                          "require_text": config_lib.requires_text(config)},
         transform_config=transform_config,
         trainer_config=trainer_config,
         eval_config=evaluation.eval_config(config.evaluation, config.model.tasks),
@@ -260,7 +264,8 @@ def run(config: config_lib.RunConfig, verbose: bool = False, progress: bool = Tr
     if os.path.exists(paths.summary):
         os.remove(paths.summary)  # never leave an older success in place while this run is unfinished
     data_root = prepare_data(config, paths)
-    files = input_contract.check_input_dir(data_root, config_lib.label_columns(config))
+    files = input_contract.check_input_dir(data_root, config_lib.label_columns(config),
+                                           config_lib.requires_text(config))
     if progress:
         ignored = "".join(f"; {name} columns not read: {', '.join(columns)}"
                           for name, columns in files.ignored_columns.items())

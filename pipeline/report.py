@@ -176,11 +176,11 @@ def _training_section(store: Any, artifacts: dict[str, list[Any]]) -> str:
 # === Evaluation ===
 
 # Per task output, in this order where the Evaluator computed them; the first of each task's is plotted.
-_SHOWN_METRICS = ("auc", "calibration", "root_mean_squared_error")
+_SHOWN_METRICS = ("auc", "gauc", "calibration", "root_mean_squared_error")
 
 
 def _shown_metrics(by_slice: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
-    """(output, metric) pairs to show: every task output's AUC and calibration, or RMSE."""
+    """(output, metric) pairs to show: every task output's AUC, GAUC and calibration, or RMSE."""
     import tensorflow_model_analysis as tfma
 
     overall = by_slice.get(run_summary.OVERALL, {}).get(tfma.CANDIDATE_KEY, {})

@@ -26,6 +26,7 @@ class EventsExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
         executor.EVAL_FRACTION_KEY: ExecutionParameter(type=float),
         executor.SEED_KEY: ExecutionParameter(type=int),
         executor.LABEL_COLUMNS_KEY: ExecutionParameter(type=str),
+        executor.REQUIRE_TEXT_KEY: ExecutionParameter(type=int),
         executor.CODE_VERSION_KEY: ExecutionParameter(type=str),
     }
 
@@ -41,6 +42,7 @@ class EventsExampleGen(base_beam_component.BaseBeamComponent):
         seed: int. Seed of the random split.
         label_columns: dict. The label columns of events.csv -> what their values must be (features.BINARY_LABEL,
             NUMERIC_LABEL or NON_NEGATIVE_LABEL); rows that break it are quarantined. Default: clicked and rating.
+        require_text: bool. Whether an item needs a title (the text tower is on); without, items may have no text.
         code_version: str. Fingerprint of the code that writes the examples (see pipeline.code_version).
     """
 
@@ -50,7 +52,7 @@ class EventsExampleGen(base_beam_component.BaseBeamComponent):
 
     def __init__(self, input_base: str, history_length: int = 20, split: str = "time",
                  eval_fraction: float = 0.2, seed: int = 42, label_columns: dict[str, str] | None = None,
-                 code_version: str = ""):
+                 require_text: bool = True, code_version: str = ""):
         if split not in executor.SPLIT_MODES:
             raise ValueError(f"`split` should be one of {executor.SPLIT_MODES}. Received: `split` = {split!r}")
         if not 0.0 < eval_fraction < 1.0:
@@ -73,6 +75,7 @@ class EventsExampleGen(base_beam_component.BaseBeamComponent):
             eval_fraction=eval_fraction,
             seed=seed,
             label_columns=json.dumps(label_columns or input_contract.DEFAULT_LABELS, sort_keys=True),
+            require_text=int(require_text),
             code_version=code_version,
             examples=channel.Channel(type=standard_artifacts.Examples),
         )

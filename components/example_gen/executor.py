@@ -37,6 +37,8 @@ EVAL_FRACTION_KEY = "eval_fraction"
 SEED_KEY = "seed"
 # The label columns of events.csv and what their values must be, as JSON: {column: features.BINARY_LABEL, ...}.
 LABEL_COLUMNS_KEY = "label_columns"
+# 1 when the text tower is on: an item without a title is then quarantined; 0: items may have no text.
+REQUIRE_TEXT_KEY = "require_text"
 # A fingerprint of mtrec's own code: part of the execution properties, so that ML Metadata's cache never
 # hands examples written by older code to newer code.
 CODE_VERSION_KEY = "code_version"
@@ -213,9 +215,10 @@ def _bucket_users(bucket_files: tuple[int, Iterable[str]]) -> Iterator[list[tupl
     yield from users.values()
 
 
-def _catalogue_entries(path: str) -> Iterator[tuple[str, input_contract.Item | input_contract.BadRow]]:
+def _catalogue_entries(path: str, require_text: bool
+                       ) -> Iterator[tuple[str, input_contract.Item | input_contract.BadRow]]:
     """(item id, item) for readable items; (item id, BadRow) for quarantined ones, so their events can say why."""
-    items, bad = input_contract.screen_items(path)
+    items, bad = input_contract.screen_items(path, require_text)
     yield from items.items()
     for row in bad:
         yield row.row.get(features.ITEM_ID, "").strip(), row
@@ -285,11 +288,12 @@ def _bucket_examples(bucket_files: tuple[int, Iterable[str]], history_length: in
 def EventsToSplitExamples(
     pipeline: beam.Pipeline, input_dir: str, history_length: int, split: str, eval_fraction: float, seed: int,
     quarantine_dir: str, bucket_dir: str, max_timestamp: int | None = None,
-    labels: dict[str, str] = input_contract.DEFAULT_LABELS,
+    labels: dict[str, str] = input_contract.DEFAULT_LABELS, require_text: bool = True,
 ) -> dict[str, beam.PCollection]:
     """Reads the two CSV files of `input_dir`; returns {'train': examples, 'eval': examples} and writes the
     quarantined rows and row counts to `quarantine_dir`. `labels`: the label columns of the events and what their
-    values must be. Events after `max_timestamp` are quarantined.
+    values must be; `require_text`: whether an item without a title is quarantined. Events after `max_timestamp`
+    are quarantined.
 
     The events are grouped by user through bucket files in `bucket_dir`, which the caller removes once the
     pipeline has run."""
@@ -297,7 +301,7 @@ def EventsToSplitExamples(
     catalogue = (
         pipeline
         | "ItemsPath" >> beam.Create([os.path.join(input_dir, input_contract.ITEMS_FILE)])
-        | "ReadItems" >> beam.FlatMap(_catalogue_entries)
+        | "ReadItems" >> beam.FlatMap(_catalogue_entries, require_text)
     )
     screened = (
         pipeline
@@ -481,4 +485,5 @@ class Executor(BaseExampleGenExecutor):
             bucket_dir=os.path.join(self._bucket_dir, "users"),
             max_timestamp=self._max_timestamp,
             labels=json.loads(exec_properties[LABEL_COLUMNS_KEY]),
+            require_text=bool(exec_properties[REQUIRE_TEXT_KEY]),
         )

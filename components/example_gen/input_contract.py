@@ -203,12 +203,18 @@ def _whole_row(path: str, line: int, row: dict[Any, Any], header_size: int) -> N
         raise RowError(path, line, None, f"{header_size + len(row[None])} fields, but the header has {header_size}")
 
 
-def parse_item(path: str, line: int, row: dict[Any, Any]) -> Item:
+def required_item_columns(require_text: bool) -> tuple[str, ...]:
+    return features.REQUIRED_ITEM_COLUMNS if require_text else (features.ITEM_ID,)
+
+
+def parse_item(path: str, line: int, row: dict[Any, Any], require_text: bool = True) -> Item:
+    """An item; with `require_text` (the text tower on) its title must not be empty, otherwise an item may have no
+    text at all (its title and description read as empty)."""
     _whole_row(path, line, row, len(row) - 1)
     categories = _field(path, line, row, features.CATEGORIES, required=False)
     return Item(
         item_id=_field(path, line, row, features.ITEM_ID),
-        title=_field(path, line, row, features.TITLE),
+        title=_field(path, line, row, features.TITLE, required=require_text),
         description=_field(path, line, row, features.DESCRIPTION, required=False),
         categories=tuple(c.strip() for c in categories.split(features.CATEGORY_SEPARATOR) if c.strip()),
     )
@@ -246,15 +252,15 @@ def required_event_columns(labels: dict[str, str]) -> tuple[str, ...]:
     return (*features.EVENT_KEY_COLUMNS, *labels)
 
 
-def screen_items(path: str) -> tuple[dict[str, Item], list[BadRow]]:
+def screen_items(path: str, require_text: bool = True) -> tuple[dict[str, Item], list[BadRow]]:
     """The catalogue's items, and the rows quarantined instead: unreadable rows, items without a title (no
-    text), and later rows of an item id already defined."""
+    text) when `require_text`, and later rows of an item id already defined."""
     items: dict[str, Item] = {}
     first_line: dict[str, int] = {}
     bad: list[BadRow] = []
-    for line, row in _rows(path, features.REQUIRED_ITEM_COLUMNS):
+    for line, row in _rows(path, required_item_columns(require_text)):
         try:
-            item = parse_item(path, line, row)
+            item = parse_item(path, line, row, require_text)
             if item.item_id in items:
                 raise RowError(path, line, features.ITEM_ID,
                                f"item {item.item_id!r} already defined on line {first_line[item.item_id]}")
@@ -266,9 +272,9 @@ def screen_items(path: str) -> tuple[dict[str, Item], list[BadRow]]:
     return items, bad
 
 
-def read_items(path: str) -> dict[str, Item]:
+def read_items(path: str, require_text: bool = True) -> dict[str, Item]:
     """The catalogue's readable items (quarantined rows left out); InputError when none is readable."""
-    items, bad = screen_items(path)
+    items, bad = screen_items(path, require_text)
     if not items:
         reason = f"all {len(bad)} rows are quarantined, e.g. {bad[0].describe()}" if bad else \
             "the file has a header but no rows"
@@ -319,15 +325,16 @@ def _check_file(path: str, required: tuple[str, ...], known: tuple[str, ...]) ->
     return rows, [column for column in header if column not in known]
 
 
-def check_input_dir(input_dir: str, labels: dict[str, str] = DEFAULT_LABELS) -> InputFiles:
+def check_input_dir(input_dir: str, labels: dict[str, str] = DEFAULT_LABELS, require_text: bool = True
+                    ) -> InputFiles:
     """The faults that reject a run, found before any work starts: a file missing, empty, not UTF-8, with broken
-    quoting, or a header without the required columns (the event keys and every label column of `labels`). Row
-    faults are left to ExampleGen, which quarantines them."""
+    quoting, or a header without the required columns (the event keys and every label column of `labels`; an
+    item title when `require_text`). Row faults are left to ExampleGen, which quarantines them."""
     if not os.path.isdir(input_dir):
         raise InputError(f"{input_dir}: input directory not found (it should hold {EVENTS_FILE} and {ITEMS_FILE})")
     required = required_event_columns(labels)
     event_rows, event_extra = _check_file(os.path.join(input_dir, EVENTS_FILE), required, required)
-    item_rows, item_extra = _check_file(os.path.join(input_dir, ITEMS_FILE), features.REQUIRED_ITEM_COLUMNS,
+    item_rows, item_extra = _check_file(os.path.join(input_dir, ITEMS_FILE), required_item_columns(require_text),
                                         features.ITEM_COLUMNS)
     ignored = {name: extra for name, extra in ((EVENTS_FILE, event_extra), (ITEMS_FILE, item_extra)) if extra}
     return InputFiles(event_rows, item_rows, ignored)

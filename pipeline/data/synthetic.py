@@ -2,8 +2,9 @@
 
 Every item belongs to one topic, and its title, description and categories are written from that topic's
 words, so the text carries the signal. Every user has a taste over topics. Clicks and ratings depend on the
-user's taste for the item's topic plus the item's quality, so ids, history and text all help predict them.
-A share of the catalogue never appears in any event: cold items, recommendable only through their text.
+user's taste for the item's topic plus the item's quality, so ids, history and text all help predict them. A
+purchase follows some clicks (about 2% of the events), more often the stronger the affinity: a sparse post-click
+label. A share of the catalogue never appears in any event: cold items, recommendable only through their text.
 """
 
 from __future__ import annotations
@@ -91,11 +92,13 @@ def generate(output_dir: str, config: SyntheticConfig = SyntheticConfig()) -> tu
     topic_counts = np.cumsum(np.eye(len(topics), dtype=np.int64)[item_topic[warm_items]], axis=0)
     # Tastes are peaked: most users care about two or three topics.
     tastes = rng.dirichlet(np.full(len(topics), 0.3), size=config.num_users)
+    # Purchases draw from a stream of their own, so the other columns are what they were before purchases existed.
+    purchase_rng = np.random.default_rng([config.seed, 1])
     events_path = os.path.join(output_dir, input_contract.EVENTS_FILE)
     start = 1_600_000_000
     with open(events_path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(features.DEFAULT_EVENT_COLUMNS)
+        writer.writerow([*features.DEFAULT_EVENT_COLUMNS, features.PURCHASED])
         for user in range(config.num_users):
             taste = tastes[user]
             # Users mostly see items of topics they like (exposure), and sometimes anything.
@@ -106,5 +109,6 @@ def generate(output_dir: str, config: SyntheticConfig = SyntheticConfig()) -> tu
                 affinity = 6.0 * taste[item_topic[item]] - 1.5 + item_quality[item]
                 clicked = int(rng.random() < 1.0 / (1.0 + np.exp(-affinity)))
                 rating = float(np.clip(np.round(3.0 + 1.5 * np.tanh(affinity) + rng.normal(0, 0.5)), 1, 5))
-                writer.writerow([f"user_{user:05d}", f"item_{item:05d}", int(timestamp), clicked, rating])
+                purchased = int(clicked and purchase_rng.random() < 1.0 / (1.0 + np.exp(6.0 - 1.2 * affinity)))
+                writer.writerow([f"user_{user:05d}", f"item_{item:05d}", int(timestamp), clicked, rating, purchased])
     return events_path, items_path

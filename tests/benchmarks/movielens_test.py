@@ -61,11 +61,6 @@ def test_ranking_metrics_by_hand():
     assert metrics["ndcg_at_10"] == pytest.approx((1.0 + 1.0 / np.log2(5)) / 2, rel=1e-5)
 
 
-def test_auc_by_hand():
-    assert movielens.auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])) == pytest.approx(0.75)
-    assert movielens.auc(np.array([0, 1]), np.array([0.5, 0.5])) == pytest.approx(0.5)
-
-
 def test_selection_takes_the_best_architecture_and_epoch():
     def epochs(*pairs):
         return [{"validation": {"top_100_accuracy": top, "rmse": rmse}} for top, rmse in pairs]

@@ -234,3 +234,15 @@ def test_the_first_call_builds_every_layer_without_keras_build_warning(balancing
         model(batch())
     assert not [str(w.message) for w in caught if "build()" in str(w.message)]
     assert all(layer.built for layer in model._flatten_layers())
+
+
+def test_a_log1p_task_trains_on_the_transformed_scale_and_serves_the_label_scale():
+    task_list = [Task("click", "binary", "clicked"), Task("watch", "regression", "watch", label_transform="log1p")]
+    model, data = build(task_list), batch()
+    data[features.transformed_label("watch")] = np.log1p(np.arange(BATCH, dtype="float32"))  # Transform's log1p
+    outputs = model(data)
+    transformed = np.asarray(outputs[features.transformed_output_name("watch")])
+    assert np.allclose(outputs["watch"], np.expm1(transformed), rtol=1e-5)
+    model.compute_loss(x=data, y_pred=outputs)
+    expected = np.mean((transformed - data[features.transformed_label("watch")]) ** 2)
+    assert float(model.loss_trackers["watch"].result()) == pytest.approx(float(expected), rel=1e-5)

@@ -134,7 +134,7 @@ def _valid_value(name: str, hint: Any, default: Any) -> st.SearchStrategy[Any]:
         text = st.text(min_size=1, max_size=12)
         return st.just(default) | text if isinstance(default, str) else text
     if origin is list and dataclasses.is_dataclass(args[0]):  # the default items, a subset, weights redrawn
-        items = [dataclasses.asdict(item) for item in default]
+        items = [dataclasses.asdict(item) for item in default or config.default_tasks()]
         return st.lists(st.sampled_from(items), min_size=1, max_size=len(items), unique_by=str).flatmap(
             lambda chosen: st.tuples(*[st.fixed_dictionaries({
                 key: st.floats(0.0, 5.0) if key == "weight" else st.just(value) for key, value in item.items()})
@@ -198,6 +198,8 @@ def test_valid_configs_take_what_they_name_and_round_trip(values, yaml_path):
         reject()  # likely-valid values are not all valid (cross-field rules); only the valid ones count here
     as_dict = config.to_dict(loaded)
     expected = _merged(config.to_dict(config.RunConfig()), values)
+    if values.get("model", {}).get("tasks") is None:  # null (or left out) means the data source's default tasks
+        expected["model"]["tasks"] = [dataclasses.asdict(task) for task in config.default_tasks(loaded.data.source)]
     for check in ("drift", "skew"):  # null (or left out) means the defaults for the configured tasks' labels
         if values.get("validation", {}).get(check) is None:
             expected["validation"][check] = getattr(config.RunConfig(model=loaded.model).validation, check)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from tensorflow_model_analysis.proto import config_pb2 as tfma
 
 from models import features
@@ -10,7 +11,7 @@ from pipeline.config import Evaluation, Task, default_tasks
 
 
 def _metric(config: tfma.EvalConfig, output: str, class_name: str) -> tfma.MetricConfig:
-    (spec,) = [s for s in config.metrics_specs if list(s.output_names) == [output]]
+    (spec,) = [s for s in config.metrics_specs if list(s.output_names) == [output] and not s.query_key]
     (metric,) = [m for m in spec.metrics if m.class_name == class_name]
     (per_slice,) = metric.per_slice_thresholds
     assert list(per_slice.slicing_specs) == [tfma.SlicingSpec()]  # the overall slice only
@@ -43,3 +44,33 @@ def test_a_conditioned_task_is_measured_on_its_given_events_and_esmm_on_every_ev
                                      "watch": "watch_ratio"}
     # AUC and RMSE of a masked task are weighted by the click label; the ESMM product is measured everywhere.
     assert dict(spec.example_weight_keys) == {"like": "is_click", "watch": "is_click"}
+
+
+def test_gauc_is_computed_per_user_by_tfma_and_loads_from_the_eval_config():
+    import numpy as np
+    from tensorflow_model_analysis.metrics import metric_specs, metric_util
+    from tensorflow_model_analysis.utils import util as tfma_util
+
+    from pipeline import tfma_metrics
+
+    config = evaluation.eval_config(Evaluation(), default_tasks())
+    (gauc_spec,) = [spec for spec in config.metrics_specs if spec.query_key]
+    assert gauc_spec.query_key == features.USER_ID and list(gauc_spec.output_names) == [features.CLICK_TASK]
+    computations = metric_specs.to_computations([gauc_spec], config)  # TFMA imports the class from the config
+    (gauc,) = [c for c in computations if any(key.name == tfma_metrics.GAUC_NAME for key in c.keys)]
+
+    def user(labels, predictions):  # one query: a user's examples, merged as TFMA's query grouping does
+        return metric_util.to_standard_metric_inputs(tfma_util.merge_extracts([
+            {"labels": {features.CLICK_TASK: np.array([label])},
+             "predictions": {features.CLICK_TASK: np.array([prediction])},
+             "example_weights": {features.CLICK_TASK: np.array([1.0])},
+             "features": {features.USER_ID: np.array(["u"])}}
+            for label, prediction in zip(labels, predictions, strict=True)]), True)
+
+    combiner = gauc.combiner
+    first, second = combiner.create_accumulator(), combiner.create_accumulator()
+    combiner.add_input(first, user([1, 0, 0], [0.9, 0.5, 0.95]))  # AUC 0.5 over 3 impressions
+    combiner.add_input(second, user([1, 0], [0.2, 0.7]))  # AUC 0.0 over 2
+    combiner.add_input(second, user([1, 1], [0.3, 0.4]))  # positives only: no AUC, left out
+    (value,) = combiner.extract_output(combiner.merge_accumulators([first, second])).values()
+    assert value == pytest.approx(1.5 / 5)
