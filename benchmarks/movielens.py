@@ -340,7 +340,7 @@ def load_movielens(data_dir: str, work_dir: str) -> tuple[list[input_contract.Ev
     """The GroupLens files as contract events (in u.data order, which the protocol's shuffle starts from)."""
     from pipeline.data import movielens
 
-    events_path, items_path = movielens.convert(data_dir, os.path.join(work_dir, "csv"))
+    events_path, items_path, _ = movielens.convert(data_dir, os.path.join(work_dir, "csv"))
     items = input_contract.read_items(items_path)
     return list(input_contract.read_events(events_path, items)), items
 

@@ -71,8 +71,8 @@ def _generate(args: argparse.Namespace) -> int:
 def _convert_movielens(args: argparse.Namespace) -> int:
     from pipeline.data import movielens
 
-    events, items = movielens.convert(args.data, args.output)
-    print(f"mtrec: wrote {events} and {items}")
+    events, items, users = movielens.convert(args.data, args.output)
+    print(f"mtrec: wrote {events}, {items} and {users}")
     return 0
 
 

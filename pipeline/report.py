@@ -21,7 +21,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
 
 from components.data_gate.component import describe_anomalies  # noqa: E402
-from models import features  # noqa: E402
 from models.trainer import TRAINING_LOG_FILE  # noqa: E402
 from pipeline import run_summary  # noqa: E402
 from pipeline.local_runner import RunPaths, write_atomically  # noqa: E402
@@ -94,6 +93,25 @@ def _feature_rows(dataset: Any) -> list[list[Any]]:
     return rows
 
 
+_PLOTTED_NUMERIC = 3
+
+
+def _numeric_histograms(by_split: dict[str, Any]) -> dict[str, dict[str, list[Any]]]:
+    """Float feature -> split -> its histogram's non-empty buckets, for the first few float features (the
+    examples' only floats are numeric labels, e.g. rating)."""
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    found: dict[str, dict[str, list[Any]]] = {}
+    for split, dataset in by_split.items():
+        for feature in dataset.features:
+            if feature.type == statistics_pb2.FeatureNameStatistics.FLOAT and feature.path.step:
+                buckets = [b for b in feature.num_stats.histograms[0].buckets if b.sample_count] \
+                    if feature.num_stats.histograms else []
+                if buckets:
+                    found.setdefault(feature.path.step[0], {})[split] = buckets
+    return dict(sorted(found.items())[:_PLOTTED_NUMERIC])
+
+
 def _data_section(artifacts: dict[str, list[Any]], summary: dict[str, Any]) -> str:
     parts = ['<section id="data"><h2>Data</h2>']
     if "input" in summary:
@@ -111,19 +129,19 @@ def _data_section(artifacts: dict[str, list[Any]], summary: dict[str, Any]) -> s
     if statistics:
         by_split = _load_statistics(statistics)
         parts.append(_table(["split", "examples"], [[s, int(d.num_examples)] for s, d in by_split.items()]))
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3))
-        axes[0].bar(list(by_split), [d.num_examples for d in by_split.values()], color="#4c72b0")
-        axes[0].set_title("examples per split")
-        for offset, (split, dataset) in enumerate(by_split.items()):
-            for feature in dataset.features:
-                if feature.path.step and feature.path.step[0] == features.RATING:
-                    buckets = [b for b in feature.num_stats.histograms[0].buckets if b.sample_count]
-                    total = sum(b.sample_count for b in buckets)
-                    axes[1].bar([b.low_value + 0.2 * offset for b in buckets],
-                                [b.sample_count / total for b in buckets], width=0.2, label=split)
-        axes[1].set_title("rating distribution (share of the split)")
-        axes[1].legend()
-        parts.append(_figure(fig, "examples per split and rating distribution"))
+        numeric = _numeric_histograms(by_split)
+        fig, axes = plt.subplots(1, 1 + len(numeric), figsize=(5 * (1 + len(numeric)), 3), squeeze=False)
+        axes[0][0].bar(list(by_split), [d.num_examples for d in by_split.values()], color="#4c72b0")
+        axes[0][0].set_title("examples per split")
+        for axis, (name, by_split_buckets) in zip(axes[0][1:], numeric.items(), strict=True):
+            for offset, (split, buckets) in enumerate(by_split_buckets.items()):
+                total = sum(b.sample_count for b in buckets)
+                widths = [(b.high_value - b.low_value) / (len(by_split_buckets) + 1) or 0.2 for b in buckets]
+                axis.bar([b.low_value + width * offset for b, width in zip(buckets, widths, strict=True)],
+                         [b.sample_count / total for b in buckets], width=widths, align="edge", label=split)
+            axis.set_title(f"{name} distribution (share of the split)")
+            axis.legend()
+        parts.append(_figure(fig, "examples per split and numeric label distributions"))
         for split, dataset in by_split.items():
             parts.append(f"<h3>Features of the {_e(split)} split</h3>")
             parts.append(_table(["feature", "present", "missing", "values per example", "statistics"],

@@ -1,7 +1,8 @@
 """Converts the GroupLens MovieLens 100K files into the CSV contract.
 
 Ratings become events (clicked = rating >= 4, the usual implicit-feedback reading); each movie's title,
-release date and genres become the item text, and the genres its categories.
+release date and genres become the item text, and the genres its categories. The user table (`u.user`) becomes
+users.csv: age, gender, occupation and the first three characters of the zip code.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from components.example_gen import input_contract
 from models import features
 
 CLICK_THRESHOLD = 4.0
+USERS_FILE = "users.csv"
+USER_COLUMNS = (features.USER_ID, "age", "gender", "occupation", "zip_prefix")
+ZIP_PREFIX = 3
 
 
 def _require(path: str) -> str:
@@ -26,8 +30,25 @@ def _genres(data_dir: str) -> list[str]:
         return [line.split("|")[0] for line in handle if line.strip()]
 
 
-def convert(data_dir: str, output_dir: str) -> tuple[str, str]:
-    """Writes events.csv and items.csv for the ML-100K files in `data_dir`; returns their paths."""
+def _write_users(data_dir: str, users_path: str) -> None:
+    user_source = _require(os.path.join(data_dir, "u.user"))
+    with open(user_source, encoding="latin-1") as source, open(users_path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(USER_COLUMNS)
+        for line_number, line in enumerate(source, start=1):
+            if not line.strip():
+                continue
+            fields = line.rstrip("\n").split("|")
+            if len(fields) != 5:
+                raise input_contract.InputError(
+                    f"{user_source}, line {line_number}: {len(fields)} fields, expected 5 "
+                    "(user id, age, gender, occupation, zip code)")
+            user_id, age, gender, occupation, zip_code = fields
+            writer.writerow([user_id, age, gender, occupation, zip_code[:ZIP_PREFIX]])
+
+
+def convert(data_dir: str, output_dir: str) -> tuple[str, str, str]:
+    """Writes events.csv, items.csv and users.csv for the ML-100K files in `data_dir`; returns their paths."""
     genres = _genres(data_dir)
     os.makedirs(output_dir, exist_ok=True)
     items_path = os.path.join(output_dir, input_contract.ITEMS_FILE)
@@ -60,4 +81,6 @@ def convert(data_dir: str, output_dir: str) -> tuple[str, str]:
                     "(user id, item id, rating, timestamp)")
             user_id, movie_id, rating, timestamp = fields
             writer.writerow([user_id, movie_id, timestamp, int(float(rating) >= CLICK_THRESHOLD), rating])
-    return events_path, items_path
+    users_path = os.path.join(output_dir, USERS_FILE)
+    _write_users(data_dir, users_path)
+    return events_path, items_path, users_path

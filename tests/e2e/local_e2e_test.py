@@ -154,7 +154,7 @@ def test_report_has_every_section_and_its_plots(finished_run):
     for section in report_lib.SECTIONS:
         assert f'<section id="{section}">' in page
     assert page.count('src="data:image/png;base64,') == 3
-    for plot in ("examples per split and rating distribution", "loss curves per task and learning rate",
+    for plot in ("examples per split and numeric label distributions", "loss curves per task and learning rate",
                  "metrics per slice"):
         assert f'<img alt="{plot}"' in page
     assert "<td>item_popularity=" in page and "<td>user_activity=" in page  # per-slice rows

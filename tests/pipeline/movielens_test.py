@@ -18,6 +18,18 @@ def _write_ml_files(directory):
     (directory / "u.item").write_bytes(
         b"1|Toy Story (1995)|01-Jan-1995||http://x|0|0|1\n2|Caf\xe9 (1996)|01-Jan-1996||http://y|0|1|1\n")
     (directory / "u.data").write_text("196\t1\t3\t881250949\n186\t2\t5\t891717742\n")
+    (directory / "u.user").write_text("196|49|M|writer|55105\n186|39|F|executive|T8H1N\n")
+
+
+def test_carries_the_user_table(tmp_path):
+    _write_ml_files(tmp_path)
+    _, _, users = movielens.convert(str(tmp_path), str(tmp_path / "out"))
+    with open(users, encoding="utf-8") as handle:
+        assert handle.read().splitlines() == ["user_id,age,gender,occupation,zip_prefix", "196,49,M,writer,551",
+                                              "186,39,F,executive,T8H"]
+    (tmp_path / "u.user").write_text("196|49|M|writer\n")
+    with pytest.raises(input_contract.InputError, match=r"u.user, line 1: 4 fields, expected 5"):
+        movielens.convert(str(tmp_path), str(tmp_path / "out"))
 
 
 def test_converts_ratings_titles_and_genres(tmp_path):

@@ -14,6 +14,10 @@ from models import features
 from pipeline.data import synthetic
 from tests.conftest import SMALL
 
+# sha256 of the user, item, timestamp, clicked and rating columns that the generator wrote, before purchases
+# existed, for SyntheticConfig(num_users=300, num_items=80, seed=5).
+PRE_PURCHASE_DIGEST = "5660e7b9a88fa5a1"
+
 
 def test_same_config_same_bytes(tmp_path):
     first = synthetic.generate(str(tmp_path / "a"), SMALL)
@@ -61,6 +65,22 @@ def test_clicks_depend_on_taste():
         favourite += [clicked for topic, clicked in events if topic == best]
         other += [clicked for topic, clicked in events if topic != best]
     assert sum(favourite) / len(favourite) > 1.5 * sum(other) / len(other)
+
+
+def test_purchases_are_sparse_follow_clicks_and_leave_the_other_columns_as_they_were(tmp_path):
+    synthetic.generate(str(tmp_path), synthetic.SyntheticConfig(num_users=300, num_items=80, seed=5))
+    with open(tmp_path / input_contract.EVENTS_FILE, encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    purchased = np.array([int(row[features.PURCHASED]) for row in rows])
+    clicked = np.array([int(row[features.CLICKED]) for row in rows])
+    assert 0.01 < purchased.mean() < 0.04  # about 2% of the events
+    assert not (purchased & (1 - clicked)).any()  # only clicked events are purchased
+    # Purchases draw from their own random stream: the columns that existed before are unchanged (this digest
+    # is of the clicks and ratings as generated before purchases were added).
+    import hashlib
+
+    before = "\n".join(",".join(row[name] for name in features.DEFAULT_EVENT_COLUMNS) for row in rows)
+    assert hashlib.sha256(before.encode()).hexdigest()[:16] == PRE_PURCHASE_DIGEST
 
 
 def test_draw_is_numpys_weighted_choice():
