@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import apache_beam as beam
 from apache_beam.testing import util as beam_util
@@ -164,3 +165,27 @@ def test_the_bucket_count_grows_with_the_events_file(tmp_path, monkeypatch):
     assert executor.bucket_count(str(path)) == executor.MIN_BUCKETS
     path.write_bytes(b"x" * (100 * executor.MIN_BUCKETS + 1))
     assert executor.bucket_count(str(path)) == executor.MIN_BUCKETS + 1
+
+
+def test_declared_labels_reach_the_examples_and_a_text_free_catalogue_is_read(tmp_path):
+    (tmp_path / "items.csv").write_text("item_id,categories\na,space\nb,\n")  # no text: the text tower is off
+    (tmp_path / "events.csv").write_text("user_id,item_id,timestamp,is_click,watch_ratio,tab\n"
+                                         "u1,a,1,1,0.5,2\nu1,b,2,0,1.25,2\nu1,b,3,2,0.1,2\n")
+    labels = {"is_click": features.BINARY_LABEL, "watch_ratio": features.NUMERIC_LABEL}
+
+    def summary(example):
+        feature = example.features.feature
+        return (_values(example, features.ITEM_ID)[0], list(feature["is_click"].int64_list.value),
+                list(feature["watch_ratio"].float_list.value), "tab" in feature, "clicked" in feature)
+
+    with beam.Pipeline() as pipeline:
+        splits = pipeline | executor.EventsToSplitExamples(
+            str(tmp_path), 3, "random", 0.01, 0, str(tmp_path / "quarantine"), str(tmp_path / "buckets"),
+            labels=labels, require_text=False)
+        beam_util.assert_that(splits["train"] | beam.Map(summary),
+                              beam_util.equal_to([("a", [1], [0.5], False, False), ("b", [0], [1.25], False, False)]))
+    # The third event's is_click of 2 is quarantined, naming the column.
+    [bad] = (tmp_path / "quarantine" / executor.QUARANTINE_FILE).read_text().splitlines()
+    row = input_contract.BadRow(**json.loads(bad))
+    assert (row.line, row.column, row.reason) == (4, "is_click", "2 is not 0 or 1")
+    assert row.row["watch_ratio"] == "0.1"  # the row as read, to fix and feed again
