@@ -178,7 +178,7 @@ class Evaluation:
 DRIFT_FEATURES = tuple(name for name in features.RESERVED_COLUMNS if name not in features.SLICE_FEATURES)
 
 
-# The default drift and skew thresholds: on the categories, and on every declared label column.
+# The default drift and skew thresholds: on the categories, and on the label columns of `watched_labels`.
 DEFAULT_DRIFT = {features.CATEGORIES: 0.2}
 DEFAULT_SKEW = {features.CATEGORIES: 0.25}
 DEFAULT_LABEL_DRIFT = 0.1
@@ -193,7 +193,7 @@ class Validation:
     `skew`: the same between this run's train and eval splits. The distance is the L-infinity distance of the
     value frequencies for categorical features (ids, binary labels, categories, text) and the approximate
     Jensen-Shannon divergence for numeric ones (e.g. rating). A mapping given in YAML replaces the default one;
-    by default (null) the categories and every label column of the configured tasks are watched."""
+    by default (null) the categories and the label columns of `watched_labels` are watched."""
 
     max_bad_fraction: float = 0.05
     drift: dict[str, float] | None = None
@@ -220,11 +220,21 @@ class RunConfig:
         thresholds on the tasks' label columns."""
         if self.model.tasks is None:
             self.model.tasks = default_tasks(self.data.source)
-        labels = features.label_columns(self.model.tasks)
+        watched = watched_labels(self.model.tasks)
         if self.validation.drift is None:
-            self.validation.drift = {**DEFAULT_DRIFT, **dict.fromkeys(labels, DEFAULT_LABEL_DRIFT)}
+            self.validation.drift = {**DEFAULT_DRIFT, **dict.fromkeys(watched, DEFAULT_LABEL_DRIFT)}
         if self.validation.skew is None:
-            self.validation.skew = {**DEFAULT_SKEW, **dict.fromkeys(labels, DEFAULT_LABEL_SKEW)}
+            self.validation.skew = {**DEFAULT_SKEW, **dict.fromkeys(watched, DEFAULT_LABEL_SKEW)}
+
+
+def watched_labels(tasks: list[Task]) -> list[str]:
+    """The label columns that drift and skew watch by default: binary ones, and numeric ones with a declared
+    `label_range`. TFDV compares numeric values by histograms over each side's own min..max, so an unbounded,
+    heavy-tailed label reads as skewed when only its maximum differs (KuaiRand's watch ratio: the same quantiles
+    in train and eval, maxima 63 and 24, divergence 0.39); such a label can still be named in the thresholds."""
+    ranged = {task.label for task in tasks if task.label_range is not None}
+    return [column for column, kind in features.label_columns(tasks).items()
+            if kind == features.BINARY_LABEL or column in ranged]
 
 
 # Values that must be positive, and those that must lie strictly between 0 and 1.

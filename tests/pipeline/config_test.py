@@ -34,9 +34,11 @@ def test_declared_labels_and_their_kinds():
         {"name": "time", "type": "regression", "label": "watch_seconds", "label_transform": "log1p"}]}})
     assert config.label_columns(loaded) == {"watch_seconds": "non_negative", "is_click": "binary",
                                             "is_like": "binary", "watch_ratio": "numeric"}
-    # Each label column is watched for drift and skew by default, beside the categories.
-    assert loaded.validation.drift == {"categories": 0.2, "watch_seconds": 0.1, "is_click": 0.1, "is_like": 0.1,
-                                       "watch_ratio": 0.1}
+    # Binary label columns are watched for drift and skew by default, beside the categories; numeric ones only
+    # with a declared range (the default rating task has one).
+    assert loaded.validation.drift == {"categories": 0.2, "is_click": 0.1, "is_like": 0.1}
+    assert config.RunConfig().validation.skew == {"categories": 0.25, "clicked": 0.15, "rating": 0.15,
+                                                  "purchased": 0.15}
 
 
 def test_yaml_off_and_on_are_strings_where_the_docs_write_them(tmp_path):
