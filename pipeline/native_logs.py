@@ -16,18 +16,22 @@ import sys
 import threading
 
 # absl's C++ log line: severity and date (I1130, or I0000 before initialisation, when the time is seconds since
-# the epoch), time, thread id, file:line], and absl's one-off notice.
+# the epoch), time, thread id, file:line]; absl's one-off notice; and the second line of TensorFlow's CPU feature
+# notice (one message over two lines).
 NATIVE_LINE = re.compile(rb"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^ \]]+:\d+\] |"
-                         rb"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR)")
+                         rb"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR|"
+                         rb"To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler)")
 # What a native line's first bytes may look like, up to the end of its file name.
 _NATIVE_START = re.compile(rb"^[IWEF](?:\d{0,4}|\d{4} [\d:.]*|\d{4} [\d:.]+ +\d*|\d{4} [\d:.]+ +\d+ [^ \]\r\n]*)$")
 _ABSL_NOTICE = b"WARNING: All log messages before absl::InitializeLog()"
+_CPU_NOTICE = b"To enable the following instructions: "
 
 
 def _may_become_native(partial: bytes) -> bool:
     """Whether a line still being written could turn out to be a native log line (so it is held back)."""
-    return bool(_NATIVE_START.match(partial) or NATIVE_LINE.match(partial) or _ABSL_NOTICE.startswith(partial)
-                or partial.startswith(_ABSL_NOTICE))
+    notices = (_ABSL_NOTICE, _CPU_NOTICE)
+    return bool(_NATIVE_START.match(partial) or NATIVE_LINE.match(partial)
+                or any(notice.startswith(partial) or partial.startswith(notice) for notice in notices))
 
 
 def filter_lines(data: bytes, pending: bytes) -> tuple[bytes, bytes]:

@@ -10,7 +10,10 @@ from pipeline import native_logs
 
 NATIVE = (b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
           b"I0000 00:00:1796045312.619220    1830 port.cc:153] oneDNN custom operations are on.\n"
-          b"E0000 00:00:1796045341.612063    1943 cuda_platform.cc:52] failed call to cuInit: INTERNAL\n")
+          b"E0000 00:00:1796045341.612063    1943 cuda_platform.cc:52] failed call to cuInit: INTERNAL\n"
+          b"I0000 00:00:1796045341.6 1943 cpu_feature_guard.cc:227] This TensorFlow binary is optimized.\n"
+          b"To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow with the "
+          b"appropriate compiler flags.\n")
 
 
 def test_native_lines_are_dropped_and_the_rest_kept_in_order():
