@@ -6,13 +6,12 @@ from typing import Any
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
-from tfx.dsl.components.base import executor_spec
 
 from components.artifacts import ValidatedStatistics
 from components.data_gate.component import DataGate
 from components.data_validator.component import DataValidator
 from components.example_gen.component import EventsExampleGen
-from components.pusher import executor as pusher_executor
+from components.pusher.component import Pusher
 from components.serving_check.component import ServingCheck
 
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
@@ -101,13 +100,12 @@ def create_pipeline(
     # Blesses the model for serving only when TF Serving registers every op of its graphs.
     serving_check = ServingCheck(model=trainer.outputs["model"])
     # Copies a model blessed by both into a versioned serving directory, unless it is already the newest there.
-    pusher = tfx.components.Pusher(
+    pusher = Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         infra_blessing=serving_check.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)),
-        custom_executor_spec=executor_spec.ExecutorClassSpec(pusher_executor.Executor),
     )
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
