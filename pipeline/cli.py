@@ -211,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mtrec", description="Multi-task recommender on TFX.")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the whole pipeline (default: built-in synthetic data)")
-    run.add_argument("--config", help="YAML configuration (see README); defaults apply to what it leaves out")
+    run.add_argument("--config", help="YAML configuration (see docs/configuration.md); defaults apply to what it "
+                                      "leaves out")
     run.add_argument("--output-dir", help="overrides the configuration's output_dir")
     run.add_argument("--verbose", action="store_true", help="show all of TFX's and Beam's logs")
     run.add_argument("--quiet", action="store_true", help="no progress; print only the summary, as JSON")

@@ -35,7 +35,7 @@ class EventsExampleGen(base_beam_component.BaseBeamComponent):
     """Reads `events.csv` and `items.csv` from `input_base` and writes train/eval tf.Examples.
 
     Args:
-        input_base: str. Directory holding events.csv and items.csv (the CSV contract of the README).
+        input_base: str. Directory holding events.csv and items.csv (the CSV contract of docs/data-contract.md).
         history_length: int. Number of the user's previous item ids attached to each event.
         split: str. "time" puts each user's latest events into eval; "random" draws eval events at random.
         eval_fraction: float. Share of each user's events (time) or of all events (random) that go to eval.

@@ -1,7 +1,7 @@
 """Which ops a SavedModel needs, and whether TF Serving can run them.
 
 TF Serving registers the core TensorFlow ops and the TF Text ops it bundles, which come from an older TF Text
-(see README, "TF Serving compatibility"). A model whose graph needs any other op fails to load there with
+(see docs/serving.md, "TF Serving compatibility check"). A model whose graph needs any other op fails to load there with
 "Op type not registered", so this check runs before Pusher and fails naming the ops.
 """
 

@@ -10,7 +10,7 @@ from apache_beam.runners import runner as beam_runner
 from pipeline import beam_options
 from pipeline import config as config_lib
 
-RUNNER_CONFIGS = {  # YAML of the README's examples -> (runner class, options Beam must read from the args)
+RUNNER_CONFIGS = {  # YAML of docs/scaling.md's examples -> (runner class, options Beam must read from the args)
     """
 beam: {}
 """: ("SwitchingDirectRunner", {"direct_running_mode": "multi_processing", "direct_num_workers": 0}),
