@@ -51,7 +51,7 @@ def test_a_task_given_clicks_is_trained_and_measured_on_the_clicked_events(tmp_p
     assert "gauc" in metrics["purchase"] and metrics["click"]["gauc"] > 0.55
     # The Evaluator computed the purchase metrics with example weights (the given label), and only so.
     [evaluation] = artifacts["ModelEvaluation"]
-    weighted = {(entry.key.output_name, entry.key.example_weighted) for metrics_slice in tfma.load_metrics(
+    weighted = {(entry.key.output_name, entry.key.example_weighted.value) for metrics_slice in tfma.load_metrics(
         evaluation.uri) for entry in metrics_slice.metric_keys_and_values if entry.key.name == "auc"}
     assert ("purchase", True) in weighted and ("purchase", False) not in weighted
     assert ("click", False) in weighted

@@ -84,7 +84,7 @@ def test_the_training_settings_take_only_their_choices():
                                    "jit_compile": "yes"}}) == [
         "  training.distribution: must be one of ['default', 'mirrored', 'multi_worker_mirrored', 'tpu'], "
         "got 'horovod'",
-        "  training.jit_compile: expected bool, got 'yes'",
+        "  training.jit_compile: expected true or false, got 'yes'",
         "  training.mixed_precision: must be one of ['none', 'mixed_float16', 'mixed_bfloat16'], got 'float16'",
     ]
     with pytest.raises(config_lib.ConfigError, match="training.jit_compile: the tfrs baseline trains without it"):
