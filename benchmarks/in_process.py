@@ -9,7 +9,6 @@ resulting graph to a split is then TF's own transform layer over parsed examples
 from __future__ import annotations
 
 import os
-import pathlib
 import tempfile
 from typing import Any
 
@@ -23,9 +22,8 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
 from tfx_bsl.public import tfxio
 
-import schema
-from models import features, preprocessing
-from pipeline import config
+from models import preprocessing
+from pipeline import config, local_runner
 
 _BATCH = 4096
 
@@ -33,10 +31,7 @@ _BATCH = 4096
 def raw_schema() -> schema_pb2.Schema:
     """The curated schema with the CSV contract's default label columns (clicked and rating), which these
     benchmarks train on."""
-    tasks = config.default_tasks()
-    text = schema.with_labels(pathlib.Path(schema.SCHEMA_FILE).read_text(), features.label_columns(tasks),
-                              config.label_ranges(tasks))
-    return text_format.Parse(text, schema_pb2.Schema())
+    return text_format.Parse(local_runner.labelled_schema(config.default_tasks()), schema_pb2.Schema())
 
 
 def analyze(train: list[tf.train.Example], transform_config: dict[str, Any], transform_dir: str

@@ -221,13 +221,13 @@ def prepare_training(fn_args: tfx.components.FnArgs) -> TrainingSetup:
     batch_size = training["batch_size"]
     train = make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output, batch_size, shuffle=True)
     evaluation = make_dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, batch_size, shuffle=False)
-    catalogue = list(input_contract.read_items(config["items_path"],
-                                               require_text=config["text_encoder"]["mode"] != "off").values())
+    catalogue = list(input_contract.read_items(config["items_path"], config["require_text"]).values())
     return TrainingSetup(compiled_model(tft_output, config, train, catalogue), train, evaluation, tft_output, catalogue)
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
-    """TFX Trainer entry point (GenericExecutor). `custom_config["items_path"]` is the catalogue to index."""
+    """TFX Trainer entry point (GenericExecutor). `custom_config["items_path"]` is the catalogue to index, and
+    `custom_config["require_text"]` whether its items need a title (the text tower is on)."""
     config = fn_args.custom_config
     setup = prepare_training(fn_args)
     model = setup.model

@@ -82,15 +82,16 @@ class Task:
 
 def default_tasks(source: str = "csv") -> list[Task]:
     """The tasks of a run that names none: retrieval, click and rating on the CSV contract's `clicked` and
-    `rating`; the built-in synthetic data adds its sparse purchases, as an ESMM task over the clicks."""
+    `rating`; the built-in synthetic data adds its sparse purchases, as an ESMM task over the clicks; KuaiRand has
+    tasks of its own (`kuairand_tasks`)."""
+    if source == "kuairand":
+        return kuairand_tasks()
     tasks = [Task(features.RETRIEVAL_TASK, "retrieval", features.CLICKED),
              Task(features.CLICK_TASK, "binary", features.CLICKED),
              Task(features.RATING_TASK, "regression", features.RATING, label_range=[0.0, 5.0])]
     if source == "synthetic":
         tasks.append(Task(features.PURCHASE_TASK, "binary", features.PURCHASED, given=features.CLICK_TASK,
                           entire_space=True))
-    if source == "kuairand":
-        return kuairand_tasks()
     return tasks
 
 
@@ -173,8 +174,8 @@ class Evaluation:
     max_rmse_increase: float = 0.1
 
 
-# Features the drift and skew checks may watch: the example features ExampleGen writes, bar the slices; and every
-# label column that a task declares.
+# Features the drift and skew checks may watch besides the configured tasks' label columns: the example features
+# ExampleGen writes, bar the slices.
 DRIFT_FEATURES = tuple(name for name in features.RESERVED_COLUMNS if name not in features.SLICE_FEATURES)
 
 
@@ -251,7 +252,7 @@ _CHOICES = {"source": ("synthetic", "csv", "movielens", "kuairand"), "split": ("
             "distribution": ("default", "mirrored", "multi_worker_mirrored", "tpu"),
             "mixed_precision": ("none", "mixed_float16", "mixed_bfloat16"), "optimizer": ("lazy_adam", "adam"),
             "runner": beam_options.RUNNERS, "direct_running_mode": beam_options.RUNNING_MODES}
-# Task types, and the event columns each may take its label from.
+# Task types, and the transforms a regression label may go through.
 _TASK_TYPES = ("retrieval", "binary", "regression")
 _LABEL_TRANSFORMS = ("none", "log1p")
 _MODEL_TYPES = ("mtrec", "tfrs")
@@ -379,8 +380,9 @@ def _check_tasks(model: Model, problems: list[str]) -> None:
     if model.type not in _MODEL_TYPES:
         problems.append(f"model.type: must be one of {list(_MODEL_TYPES)}, got {model.type!r}")
     names = [task.name for task in model.tasks]
+    by_name = {task.name: task for task in model.tasks}
     for i, task in enumerate(model.tasks):
-        _check_task(f"model.tasks[{i}]", task, {other.name: other for other in model.tasks}, problems)
+        _check_task(f"model.tasks[{i}]", task, by_name, problems)
     ranges: dict[str, list[float]] = {}
     for task in model.tasks:
         if task.label and task.label_range is not None:

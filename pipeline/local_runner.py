@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from components.example_gen import input_contract
+from models import features
 from pipeline import beam_options
 from pipeline import config as config_lib
 from pipeline.data import kuairand, movielens, synthetic
@@ -164,13 +165,19 @@ def code_version() -> str:
     return digest.hexdigest()[:16]
 
 
-def _schema_text(config: config_lib.RunConfig) -> str:
+def labelled_schema(tasks: list[config_lib.Task]) -> str:
+    """The curated schema with the label columns of `tasks` (their types, domains and presence)."""
     import schema
 
     with open(schema.SCHEMA_FILE, encoding="utf-8") as handle:
-        curated = schema.with_labels(handle.read(), config_lib.label_columns(config),
-                                     config_lib.label_ranges(config.model.tasks))
-    return schema.with_comparators(curated, config.validation.drift, config.validation.skew)
+        return schema.with_labels(handle.read(), features.label_columns(tasks), config_lib.label_ranges(tasks))
+
+
+def _schema_text(config: config_lib.RunConfig) -> str:
+    import schema
+
+    return schema.with_comparators(labelled_schema(config.model.tasks), config.validation.drift,
+                                   config.validation.skew)
 
 
 def staged_schema_path(root: str, config: config_lib.RunConfig) -> str:
@@ -223,6 +230,7 @@ def build_pipeline(config: config_lib.RunConfig, data_root: str, pipeline_root: 
         "text_encoder": dataclasses.asdict(text),
         "training": dataclasses.asdict(config.training),
         "items_path": os.path.join(data_root, input_contract.ITEMS_FILE),
+        "require_text": config_lib.requires_text(config),
     }
     return create_pipeline(
         pipeline_name=config.pipeline_name,
