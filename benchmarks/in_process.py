@@ -22,22 +22,24 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
 from tfx_bsl.public import tfxio
 
-from models import preprocessing
+from models import features, preprocessing
 from pipeline import config, local_runner
 
 _BATCH = 4096
 
 
-def raw_schema() -> schema_pb2.Schema:
+def raw_schema(declared: list[features.Feature] = ()) -> schema_pb2.Schema:
     """The curated schema with the CSV contract's default label columns (clicked and rating), which these
-    benchmarks train on."""
-    return text_format.Parse(local_runner.labelled_schema(config.default_tasks()), schema_pb2.Schema())
+    benchmarks train on, and the `declared` features' columns."""
+    return text_format.Parse(local_runner.labelled_schema(config.default_tasks(), declared), schema_pb2.Schema())
 
 
-def analyze(train: list[tf.train.Example], transform_config: dict[str, Any], transform_dir: str
-            ) -> tft.TFTransformOutput:
-    """Analyzes `train` with the pipeline's preprocessing_fn and writes the transform graph to `transform_dir`."""
-    source = tfxio.TFExampleBeamRecord(physical_format="inmem", telemetry_descriptors=["mtrec"], schema=raw_schema())
+def analyze(train: list[tf.train.Example], transform_config: dict[str, Any], transform_dir: str,
+            declared: list[features.Feature] = ()) -> tft.TFTransformOutput:
+    """Analyzes `train` with the pipeline's preprocessing_fn and writes the transform graph to `transform_dir`;
+    `declared`: the declared features `transform_config` names."""
+    schema = raw_schema(declared)
+    source = tfxio.TFExampleBeamRecord(physical_format="inmem", telemetry_descriptors=["mtrec"], schema=schema)
     os.makedirs(transform_dir, exist_ok=True)
     with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=tempfile.mkdtemp(dir=transform_dir)):
         record_batches = (pipeline
@@ -47,7 +49,7 @@ def analyze(train: list[tf.train.Example], transform_config: dict[str, Any], tra
         transform_fn = (record_batches, source.TensorAdapterConfig()) | "Analyze" >> tft_beam.AnalyzeDataset(
             lambda inputs: preprocessing.preprocessing_fn(inputs, transform_config))
         _ = transform_fn | "Write" >> tft_beam.WriteTransformFn(transform_dir)
-    metadata_io.write_metadata(dataset_metadata.DatasetMetadata(raw_schema()),
+    metadata_io.write_metadata(dataset_metadata.DatasetMetadata(schema),
                                os.path.join(transform_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
     return tft.TFTransformOutput(transform_dir)
 

@@ -118,7 +118,7 @@ def examples(events: list[input_contract.Event], items: dict[str, input_contract
 
 def transform_config(settings: Settings) -> dict[str, Any]:
     return {"text_preset": settings.text_preset, "text_max_length": settings.text_max_length,
-            "history_length": HISTORY_LENGTH, "max_categories": 4, "tasks": TASKS}
+            "history_length": HISTORY_LENGTH, "max_categories": 4, "tasks": TASKS, "features": []}
 
 
 def prepare(events: list[input_contract.Event], items: dict[str, input_contract.Item], train: np.ndarray,
@@ -242,7 +242,7 @@ def mtrec_config(job: Job, settings: Settings) -> dict[str, Any]:
                               backbone=settings.text_backbone)
     training = config.Training(batch_size=settings.batch_size, learning_rate=settings.learning_rate, seed=settings.seed)
     return {"model": {**dataclasses.asdict(model), "tasks": TASKS}, "text_encoder": dataclasses.asdict(text),
-            "training": dataclasses.asdict(training)}
+            "training": dataclasses.asdict(training), "features": []}
 
 
 def _fit_dataset(columns: dict[str, np.ndarray], batch_size: int, seed: int, reshuffle: bool) -> Any:

@@ -23,36 +23,45 @@ _MODEL = dataclasses.replace(config.Model(tasks=config.default_tasks()), embeddi
 _TEXT = config.TextEncoder(max_length=16, backbone={"num_layers": 1, "num_heads": 2, "hidden_dim": 8,
                                                     "intermediate_dim": 16})
 TRANSFORM_CONFIG = {"text_preset": "minilm", "text_max_length": 16, "history_length": 5, "max_categories": 2,
-                    "tasks": [dataclasses.asdict(task) for task in _MODEL.tasks]}
-TRAINER_CONFIG = {"model": dataclasses.asdict(_MODEL), "text_encoder": dataclasses.asdict(_TEXT)}
+                    "tasks": [dataclasses.asdict(task) for task in _MODEL.tasks], "features": []}
+TRAINER_CONFIG = {"model": dataclasses.asdict(_MODEL), "text_encoder": dataclasses.asdict(_TEXT), "features": []}
 DATA = synthetic.SyntheticConfig(num_users=40, num_items=30, events_per_user=10, seed=11)
 
 
-def _examples(data_dir: str) -> list[tf.train.Example]:
-    items = input_contract.read_items(os.path.join(data_dir, input_contract.ITEMS_FILE))
+def _examples(data_dir: str, declared: list[features.Feature]) -> list[tf.train.Example]:
+    items = input_contract.read_items(os.path.join(data_dir, input_contract.ITEMS_FILE), declared=declared)
+    users = input_contract.read_users(os.path.join(data_dir, input_contract.USERS_FILE), declared)
     by_user: dict[str, list] = {}
     for line, event in enumerate(input_contract.read_events(os.path.join(data_dir, input_contract.EVENTS_FILE),
-                                                            items), start=2):
+                                                            items, declared=declared), start=2):
         by_user.setdefault(event.user_id, []).append((line, event, items[event.item_id]))
-    pairs = [pair for events in by_user.values() for pair in executor.user_examples(events, 5, "time", 0.2, 0)]
+    pairs = [pair for user, events in by_user.items()
+             for pair in executor.user_examples(events, 5, "time", 0.2, 0, users.get(user), declared)]
     train = [example.features.feature for split, example in pairs if split == executor.TRAIN]
     item_counts = collections.Counter(f[features.ITEM_ID].bytes_list.value[0].decode() for f in train)
     user_counts = collections.Counter(f[features.USER_ID].bytes_list.value[0].decode() for f in train)
     return [executor.add_slices(pair, item_counts, user_counts)[1] for pair in pairs]
 
 
-def build(root: str, data: synthetic.SyntheticConfig = DATA) -> tuple[str, str]:
-    """Writes data to `root`/data and a SavedModel to `root`/model; returns both paths."""
+def build(root: str, data: synthetic.SyntheticConfig = DATA, declared: list[features.Feature] = ()
+          ) -> tuple[str, str]:
+    """Writes data to `root`/data and a SavedModel to `root`/model; returns both paths. `declared`: the declared
+    features the model reads (the generated data's own, or a subset; none by default)."""
+    declared = list(declared)
+    declared_config = [dataclasses.asdict(feature) for feature in declared]
     data_dir = os.path.join(root, "data")
     synthetic.generate(data_dir, data)
-    examples = _examples(data_dir)
-    tft_output = in_process.analyze(examples, TRANSFORM_CONFIG, os.path.join(root, "transform"))
+    examples = _examples(data_dir, declared)
+    tft_output = in_process.analyze(examples, {**TRANSFORM_CONFIG, "features": declared_config},
+                                    os.path.join(root, "transform"), declared)
     dataset = tf.data.Dataset.from_tensor_slices(in_process.transform(tft_output, examples)).batch(64)
     keras.utils.set_random_seed(0)
-    catalogue = list(input_contract.read_items(os.path.join(data_dir, input_contract.ITEMS_FILE)).values())
-    model = trainer.build_model(tft_output, TRAINER_CONFIG, catalogue=catalogue)
+    catalogue = list(input_contract.read_items(os.path.join(data_dir, input_contract.ITEMS_FILE),
+                                               declared=declared).values())
+    users = list(input_contract.read_users(os.path.join(data_dir, input_contract.USERS_FILE), declared).values())
+    model = trainer.build_model(tft_output, {**TRAINER_CONFIG, "features": declared_config}, catalogue=catalogue)
     model.compile(optimizer=keras.optimizers.Adam(0.01))
     model.fit(dataset, epochs=2, verbose=0)
     model_dir = os.path.join(root, "model")
-    export.save_serving_model(model, tft_output, catalogue, model_dir)
+    export.save_serving_model(model, tft_output, catalogue, model_dir, users, declared)
     return data_dir, model_dir

@@ -1,4 +1,4 @@
-"""An embedding table whose lookup reads only the rows it looks up.
+"""An embedding table whose lookup reads only the rows it looks up, and the masked mean of looked-up rows.
 
 Keras' Embedding reads the whole table as a tensor (`ops.take` converts the variable) and gathers from that.
 While that read is alive the optimizer writes the table's rows, so TensorFlow copies the whole table at every
@@ -28,3 +28,9 @@ class SparseEmbedding(keras.layers.Embedding):
         if inputs.dtype not in (tf.int32, tf.int64):
             inputs = tf.cast(inputs, tf.int32)
         return tf.cast(tf.nn.embedding_lookup(self.embeddings.value, inputs), self.compute_dtype)
+
+
+def masked_mean(embeddings: Any, indices: Any) -> Any:
+    """Mean over the non-padding (index > 0) positions of (batch, length, dim) embeddings."""
+    mask = keras.ops.expand_dims(keras.ops.cast(indices > 0, embeddings.dtype), -1)
+    return keras.ops.sum(embeddings * mask, axis=1) / keras.ops.maximum(keras.ops.sum(mask, axis=1), 1.0)

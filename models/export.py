@@ -1,15 +1,20 @@
 """The serving SavedModel: every signature runs the Transform graph on raw inputs, then the model.
 
-A `tf.Module` holds the Keras 3 model, Transform's layer and the catalogue (every item's text, and an index of
-every item's embedding built at export time), so TF Serving and TFMA run the very preprocessing training saw,
-and items with text but no interactions are retrievable. Unknown users and items fall into the OOV buckets
-(unknown items also have no text); they never fail a request. Loading the SavedModel in Python needs
-`import tensorflow_text` first (its WordPiece ops).
+A `tf.Module` holds the Keras 3 model, Transform's layer, the catalogue (every item's text and declared item
+features, and an index of every item's embedding built at export time) and the user table (users.csv's declared
+user features), so TF Serving and TFMA run the very preprocessing training saw, items with text but no
+interactions are retrievable, and a request names a user by id alone. Unknown users and items fall into the OOV
+buckets with missing features (unknown items also have no text); they never fail a request. Loading the
+SavedModel in Python needs `import tensorflow_text` first (its WordPiece ops).
 
 Signatures:
     serving_default: serialized raw tf.Examples -> each ranking task's prediction (by task name, e.g. click and
-        rating), user_embedding, item_embedding.
-    rank: user_id (B,), history (B, H), item_ids (B, C) -> each ranking task's prediction, (B, C).
+        rating), user_embedding, item_embedding. A declared user or item feature an example carries overrides the
+        table's value; one it lacks is taken from the user table or the catalogue.
+    rank: user_id (B,), history (B, H), item_ids (B, C), and each declared context feature -> each ranking task's
+        prediction, (B, C). Context inputs: a categorical one (B,) strings ("" missing), a multi-categorical one
+        (B, M) strings padded with "", a numeric one (B,) floats (NaN missing); `timestamp` (B,) Unix seconds when
+        a timestamp part is declared.
     retrieve: user_id (B,), history (B, H), k (B,), exclude_history (B,) -> item_ids and scores, (B, max k).
     user_embedding: user_id (B,), history (B, H) -> user_embedding (B, D).
     item_embedding: item_ids (N,) -> item_embedding (N, D).
@@ -26,36 +31,101 @@ from typing import Any
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components.example_gen.input_contract import Item
+from components.example_gen.input_contract import Item, User, Values
 from models import features
 
 _INDEX_BATCH = 512
 
 _USER_ID_SPEC = tf.TensorSpec([None], tf.string, name=features.USER_ID)
 _HISTORY_SPEC = tf.TensorSpec([None, None], tf.string, name=features.HISTORY)
+_TEXT_COLUMNS = (features.TITLE, features.DESCRIPTION, features.CATEGORIES)
 
 
-def raw_serving_spec(tft_output: tft.TFTransformOutput) -> dict[str, Any]:
+def raw_serving_spec(tft_output: tft.TFTransformOutput, declared: list[features.Feature]) -> dict[str, Any]:
     """The raw feature spec a request must follow: the schema's features minus labels and evaluation slices."""
-    return {name: spec for name, spec in tft_output.raw_feature_spec().items() if name in features.SERVING_FEATURES}
+    wanted = {*features.SERVING_FEATURES, *features.raw_columns(declared)}
+    return {name: spec for name, spec in tft_output.raw_feature_spec().items() if name in wanted}
 
 
-def _to_sparse(strings: tf.Tensor) -> tf.SparseTensor:
+def _without_empty(strings: tf.Tensor) -> tf.SparseTensor:
     """(B, H) strings padded with "" -> a SparseTensor without the padding, as parse_example would give."""
-    ragged = tf.ragged.boolean_mask(strings, tf.strings.length(strings) > 0)
-    return ragged.to_sparse()
+    return tf.ragged.boolean_mask(strings, tf.strings.length(strings) > 0).to_sparse()
 
 
-def raw_item_features(item_ids: tf.Tensor, titles: tf.Tensor, descriptions: tf.Tensor, categories: tf.Tensor
-                      ) -> dict[str, Any]:
-    """Raw item features, as ExampleGen writes them, from (N,) strings; `categories` joined by the separator."""
-    split = tf.strings.split(categories, features.CATEGORY_SEPARATOR)
+def _without_nan(numbers: tf.Tensor) -> tf.SparseTensor:
+    """(B, 1) floats, NaN for missing -> a SparseTensor without the missing ones."""
+    return tf.ragged.boolean_mask(numbers, tf.math.is_finite(numbers)).to_sparse()
+
+
+def _ragged_column(feature: features.Feature, rows: list[Values]) -> tf.RaggedTensor:
+    dtype = tf.float32 if feature.type == features.NUMERIC else tf.string
+    return tf.ragged.constant([list(values) for values in rows], dtype=dtype, ragged_rank=1)
+
+
+class KeyedTable(tf.Module):
+    """Rows keyed by an id (the catalogue, users.csv), with string columns and declared features' raw values, looked
+    up in the graph. An id the table lacks reads as an empty row: empty strings and missing features."""
+
+    def __init__(self, keys: list[str], strings: dict[str, list[str]], declared: list[features.Feature],
+                 values: list[dict[str, Values]]):
+        super().__init__()
+        self.keys = tf.constant(keys, tf.string)
+        self.size = len(keys)
+        self.row_of = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(self.keys, tf.range(self.size, dtype=tf.int64)), -1)
+        # Each column has one more row, empty, which unknown ids read.
+        self.strings = {name: tf.constant([*column, ""], tf.string) for name, column in strings.items()}
+        self.features = {feature.name: _ragged_column(feature, [row[feature.name] for row in values] + [()])
+                         for feature in declared}
+
+    def rows(self, ids: tf.Tensor, wanted: tf.Tensor | None = None) -> tf.Tensor:
+        """The rows of `ids`; the empty row for an unknown id, or where `wanted` is False."""
+        rows = self.row_of.lookup(ids)
+        use = rows >= 0 if wanted is None else tf.logical_and(rows >= 0, wanted)
+        return tf.where(use, rows, self.size)
+
+    def string(self, name: str, rows: tf.Tensor) -> tf.Tensor:
+        return tf.gather(self.strings[name], rows)
+
+    def raw_features(self, rows: tf.Tensor) -> dict[str, tf.SparseTensor]:
+        """The declared features of `rows`, as parse_example gives them."""
+        return {name: tf.gather(column, rows).to_sparse() for name, column in self.features.items()}
+
+
+def catalogue_table(catalogue: list[Item], declared: list[features.Feature]) -> KeyedTable:
+    """The catalogue's items by id: their text (categories joined by the separator) and declared item features."""
+    return KeyedTable(
+        [item.item_id for item in catalogue],
+        {features.TITLE: [item.title for item in catalogue],
+         features.DESCRIPTION: [item.description for item in catalogue],
+         features.CATEGORIES: [features.CATEGORY_SEPARATOR.join(item.categories) for item in catalogue]},
+        features.of_source(declared, features.ITEMS_SOURCE), [item.attributes for item in catalogue])
+
+
+def user_table(users: list[User], declared: list[features.Feature]) -> KeyedTable:
+    """users.csv's users by id, with their declared user features."""
+    return KeyedTable([user.user_id for user in users], {}, features.of_source(declared, features.USERS_SOURCE),
+                      [user.attributes for user in users])
+
+
+def raw_item_features(item_ids: tf.Tensor, items: KeyedTable) -> dict[str, Any]:
+    """Raw item features, as ExampleGen writes them, of (N,) item ids: text, categories and declared features from
+    the catalogue (none for an unknown id)."""
+    rows = items.rows(item_ids)
+    split = tf.strings.split(items.string(features.CATEGORIES, rows), features.CATEGORY_SEPARATOR)
     return {
         features.ITEM_ID: item_ids[:, None],
-        features.TITLE: titles[:, None],
-        features.DESCRIPTION: descriptions[:, None],
+        features.TITLE: items.string(features.TITLE, rows)[:, None],
+        features.DESCRIPTION: items.string(features.DESCRIPTION, rows)[:, None],
         features.CATEGORIES: tf.ragged.boolean_mask(split, tf.strings.length(split) > 0).to_sparse(),
+        **items.raw_features(rows),
     }
+
+
+def _union(given: tf.SparseTensor, table: tf.SparseTensor) -> tf.SparseTensor:
+    """Each row's values of `given`, followed by those of `table` (empty wherever `given` has values)."""
+    joined = tf.concat([tf.RaggedTensor.from_sparse(given), tf.RaggedTensor.from_sparse(table)], axis=1)
+    return joined.to_sparse()
 
 
 def _served(outputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
@@ -69,58 +139,92 @@ def _normalise(vectors: tf.Tensor) -> tf.Tensor:
     return tf.math.l2_normalize(vectors, axis=-1)
 
 
-class ServingModule(tf.Module):
-    """The exported object: the model, Transform's layer, the catalogue and its embedding index."""
+def context_specs(declared: list[features.Feature]) -> dict[str, tf.TensorSpec]:
+    """The inputs `rank` takes for the declared context features (see the module docstring)."""
+    specs = {}
+    for feature in features.request_features(declared):
+        if feature.type == features.NUMERIC:
+            specs[feature.name] = tf.TensorSpec([None], tf.float32, name=feature.name)
+        elif feature.type == features.MULTI_CATEGORICAL:
+            specs[feature.name] = tf.TensorSpec([None, None], tf.string, name=feature.name)
+        else:
+            specs[feature.name] = tf.TensorSpec([None], tf.string, name=feature.name)
+    if any(feature.type == features.TIMESTAMP_PART for feature in declared):
+        specs[features.TIMESTAMP] = tf.TensorSpec([None], tf.int64, name=features.TIMESTAMP)
+    return specs
 
-    def __init__(self, model: Any, tft_output: tft.TFTransformOutput, catalogue: list[Item]):
+
+def raw_context(inputs: dict[str, tf.Tensor], declared: list[features.Feature]) -> dict[str, Any]:
+    """A `rank` request's context inputs as raw features, as parse_example gives them."""
+    raw: dict[str, Any] = {}
+    for feature in features.request_features(declared):
+        value = inputs[feature.name]
+        if feature.type == features.NUMERIC:
+            raw[feature.name] = _without_nan(value[:, None])
+        else:
+            raw[feature.name] = _without_empty(value if feature.type == features.MULTI_CATEGORICAL else value[:, None])
+    if features.TIMESTAMP in inputs:
+        raw[features.TIMESTAMP] = inputs[features.TIMESTAMP][:, None]
+    return raw
+
+
+class ServingModule(tf.Module):
+    """The exported object: the model, Transform's layer, the catalogue and its embedding index, the user table."""
+
+    def __init__(self, model: Any, tft_output: tft.TFTransformOutput, catalogue: list[Item],
+                 users: list[User] = (), declared: list[features.Feature] = ()):
         super().__init__()
         self.model = model
         self.tft_layer = tft_output.transform_features_layer()
-        self._raw_spec = raw_serving_spec(tft_output)
-        ids = [item.item_id for item in catalogue]
-        self.catalogue_ids = tf.constant(ids, tf.string)
-        self.titles = tf.constant([item.title for item in catalogue], tf.string)
-        self.descriptions = tf.constant([item.description for item in catalogue], tf.string)
-        self.categories = tf.constant(
-            [features.CATEGORY_SEPARATOR.join(item.categories) for item in catalogue], tf.string)
-        self.row_of_item = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(self.catalogue_ids, tf.range(len(ids), dtype=tf.int64)), -1)
-        vectors = [self._item_vectors(self.catalogue_ids[start:start + _INDEX_BATCH])
-                   for start in range(0, len(ids), _INDEX_BATCH)]
+        self.declared = list(declared)
+        self._raw_spec = raw_serving_spec(tft_output, self.declared)
+        self.items = catalogue_table(catalogue, self.declared)
+        self.users = user_table(list(users), self.declared)
+        vectors = [self._item_vectors(self.items.keys[start:start + _INDEX_BATCH])
+                   for start in range(0, self.items.size, _INDEX_BATCH)]
         self.catalogue_embeddings = tf.Variable(_normalise(tf.concat(vectors, 0)), trainable=False)
+        context = context_specs(self.declared)
+        self.rank = tf.function(self._rank, input_signature=[{
+            features.USER_ID: _USER_ID_SPEC, features.HISTORY: _HISTORY_SPEC,
+            features.ITEM_IDS: tf.TensorSpec([None, None], tf.string, name=features.ITEM_IDS), **context}])
 
     # === Raw features -> tower inputs ===
 
     def _item_vectors(self, item_ids: tf.Tensor) -> tf.Tensor:
-        """Item tower output for ids; text and categories come from the catalogue (none for unknown ids)."""
-        rows = self.row_of_item.lookup(item_ids)
-        known = rows >= 0
-        safe = tf.maximum(rows, 0)
-
-        def column(values: tf.Tensor) -> tf.Tensor:
-            return tf.where(known, tf.gather(values, safe), "")
-
-        raw = raw_item_features(item_ids, column(self.titles), column(self.descriptions), column(self.categories))
-        return self.model.item_tower(self.tft_layer(raw))
+        """Item tower output for ids; text, categories and item features come from the catalogue."""
+        return self.model.item_tower(self.tft_layer(raw_item_features(item_ids, self.items)))
 
     def _user_vectors(self, user_id: tf.Tensor, history: tf.Tensor) -> tf.Tensor:
-        raw = {features.USER_ID: user_id[:, None], features.HISTORY: _to_sparse(history)}
+        raw = {features.USER_ID: user_id[:, None], features.HISTORY: _without_empty(history),
+               **self.users.raw_features(self.users.rows(user_id))}
         return self.model.user_tower(self.tft_layer(raw))
+
+    def _with_table_features(self, parsed: dict[str, Any]) -> dict[str, Any]:
+        """Parsed examples with each declared user and item feature an example lacks taken from the tables."""
+        filled = dict(parsed)
+        for table, key in ((self.users, features.USER_ID), (self.items, features.ITEM_ID)):
+            ids = tf.reshape(parsed[key], [-1])
+            for name, values in table.features.items():
+                lacking = tf.RaggedTensor.from_sparse(parsed[name]).row_lengths() == 0
+                filled[name] = _union(parsed[name], tf.gather(values, table.rows(ids, lacking)).to_sparse())
+        return filled
 
     # === Signatures ===
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=features.EXAMPLES_INPUT)])
     def serve_examples(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
-        transformed = self.tft_layer(tf.io.parse_example(examples, self._raw_spec))
-        return _served(self.model(transformed, training=False))
+        parsed = self._with_table_features(tf.io.parse_example(examples, self._raw_spec))
+        return _served(self.model(self.tft_layer(parsed), training=False))
 
-    @tf.function(input_signature=[_USER_ID_SPEC, _HISTORY_SPEC,
-                                  tf.TensorSpec([None, None], tf.string, name=features.ITEM_IDS)])
-    def rank(self, user_id: tf.Tensor, history: tf.Tensor, item_ids: tf.Tensor) -> dict[str, tf.Tensor]:
-        users = self._user_vectors(user_id, history)
+    def _rank(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        item_ids = inputs[features.ITEM_IDS]
+        users = self._user_vectors(inputs[features.USER_ID], inputs[features.HISTORY])
         candidates = tf.shape(item_ids)[1]
         items = self._item_vectors(tf.reshape(item_ids, [-1]))
-        scores = _served(self.model.score(tf.repeat(users, candidates, axis=0), items))
+        # The context of each request, once per candidate (the TFRS baseline reads none).
+        context = [tf.repeat(self.model.context(self.tft_layer(raw_context(inputs, self.declared))), candidates, 0)
+                   ] if features.of_source(self.declared, features.EVENTS_SOURCE) else []
+        scores = _served(self.model.score(tf.repeat(users, candidates, axis=0), items, *context))
         return {name: tf.reshape(score, [tf.shape(item_ids)[0], candidates]) for name, score in scores.items()}
 
     @tf.function(input_signature=[_USER_ID_SPEC, _HISTORY_SPEC, tf.TensorSpec([None], tf.int32, name=features.K),
@@ -129,13 +233,13 @@ class ServingModule(tf.Module):
                  ) -> dict[str, tf.Tensor]:
         users = _normalise(self._user_vectors(user_id, history))
         scores = tf.matmul(users, self.catalogue_embeddings, transpose_b=True)  # (B, N)
-        rows = self.row_of_item.lookup(history)  # (B, H), -1 for padding and unknown ids
-        known = tf.where(rows >= 0)
+        rows = self.items.rows(history)  # (B, H), the empty row (N) for padding and unknown ids
+        known = tf.where(rows < self.items.size)
         seen = tf.scatter_nd(tf.stack([known[:, 0], tf.gather_nd(rows, known)], axis=1),
                              tf.ones([tf.shape(known)[0]]), tf.shape(scores, out_type=tf.int64)) > 0
         scores = tf.where(tf.logical_and(exclude_history[:, None], seen), tf.constant(-3.0), scores)  # < any cosine
-        top = tf.math.top_k(scores, k=tf.minimum(tf.reduce_max(k), tf.shape(self.catalogue_ids)[0]))
-        return {features.ITEM_IDS: tf.gather(self.catalogue_ids, top.indices), features.SCORES: top.values}
+        top = tf.math.top_k(scores, k=tf.minimum(tf.reduce_max(k), self.items.size))
+        return {features.ITEM_IDS: tf.gather(self.items.keys, top.indices), features.SCORES: top.values}
 
     @tf.function(input_signature=[_USER_ID_SPEC, _HISTORY_SPEC])
     def user_embedding(self, user_id: tf.Tensor, history: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -148,14 +252,14 @@ class ServingModule(tf.Module):
     def signatures(self) -> dict[str, Any]:
         return {
             features.SERVING_SIGNATURE: self.serve_examples,
-            features.RANK_SIGNATURE: self.rank,
+            features.RANK_SIGNATURE: self.rank.get_concrete_function(),
             features.RETRIEVE_SIGNATURE: self.retrieve,
             features.USER_EMBEDDING_SIGNATURE: self.user_embedding,
             features.ITEM_EMBEDDING_SIGNATURE: self.item_embedding,
         }
 
 
-def save_serving_model(model: Any, tft_output: tft.TFTransformOutput, catalogue: list[Item],
-                       export_dir: str) -> None:
-    module = ServingModule(model, tft_output, catalogue)
+def save_serving_model(model: Any, tft_output: tft.TFTransformOutput, catalogue: list[Item], export_dir: str,
+                       users: list[User] = (), declared: list[features.Feature] = ()) -> None:
+    module = ServingModule(model, tft_output, catalogue, users, declared)
     tf.saved_model.save(module, export_dir, signatures=module.signatures())

@@ -5,6 +5,7 @@ Transform, Trainer, export, evaluation and serving import these names; no other 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,6 +25,8 @@ EVENT_KEY_COLUMNS = (USER_ID, ITEM_ID, TIMESTAMP)
 ITEM_COLUMNS = (ITEM_ID, TITLE, DESCRIPTION, CATEGORIES)
 REQUIRED_ITEM_COLUMNS = (ITEM_ID, TITLE)  # with the text tower on; off, items.csv needs only ITEM_ID
 CATEGORY_SEPARATOR = "|"
+
+USERS_FILE = "users.csv"  # optional: a table keyed by user_id, read when a feature is declared on it
 
 # === Added by ExampleGen ===
 HISTORY = "history"  # the user's previous item ids, most recent first, strictly before the event's timestamp
@@ -127,3 +130,92 @@ def label_columns(tasks: Iterable[Any]) -> dict[str, str]:
 def transformed_label(task: str) -> str:
     """Key of a task's label after Transform."""
     return f"{task}_label"
+
+
+# === Declared features (the configuration's `features:`) ===
+EVENTS_SOURCE, USERS_SOURCE, ITEMS_SOURCE = "events", "users", "items"
+FEATURE_SOURCES = (EVENTS_SOURCE, USERS_SOURCE, ITEMS_SOURCE)
+CATEGORICAL, MULTI_CATEGORICAL, NUMERIC, TIMESTAMP_PART = "categorical", "multi_categorical", "numeric", "timestamp"
+FEATURE_TYPES = (CATEGORICAL, MULTI_CATEGORICAL, NUMERIC, TIMESTAMP_PART)
+ZSCORE, LOG1P, QUANTILES = "zscore", "log1p", "quantiles"
+NORMALIZATIONS = (ZSCORE, LOG1P, QUANTILES)
+TIMESTAMP_PARTS = {"hour": 24, "weekday": 7}  # part -> how many values it takes
+FEATURE_PREFIX = "feature_"  # transformed key of a declared feature: the prefix and its name
+
+
+@dataclasses.dataclass(frozen=True)
+class Feature:
+    """A declared feature: a column of `source`'s file, or a part of the event's timestamp.
+
+    `source`: "events" (a context feature, read by the ranking heads and given to `rank`), "users" (users.csv,
+    keyed by user_id; the user tower) or "items" (items.csv; the item tower). `type`:
+      - "categorical": a vocabulary with an OOV bucket, or `hash_buckets` > 0 buckets of a hash (for very many
+        values, e.g. author ids); an empty value is missing;
+      - "multi_categorical": values joined by `separator`, the first `max_values` read, each as a categorical;
+      - "numeric": empty values and `missing_values` (sentinels such as -124) are missing; `normalization`
+        "zscore", "log1p" (then z-score; values must not be negative) or "quantiles" (`buckets` TFT quantile
+        buckets, embedded like a category);
+      - "timestamp": the event timestamp's `part` ("hour" or "weekday", Monday = 0) at `utc_offset_hours`; no
+        column is read.
+    `drift` and `skew`: the data checks' thresholds on this feature (null: not watched)."""
+
+    name: str = ""
+    source: str = EVENTS_SOURCE
+    type: str = CATEGORICAL
+    hash_buckets: int = 0
+    separator: str = "|"
+    max_values: int = 8
+    normalization: str = ZSCORE
+    buckets: int = 10
+    missing_values: list[float] = dataclasses.field(default_factory=list)
+    part: str = "hour"
+    utc_offset_hours: float = 0.0
+    drift: float | None = None
+    skew: float | None = None
+
+    @classmethod
+    def from_config(cls, values: dict[str, Any]) -> Feature:
+        return cls(**values)
+
+    @property
+    def column(self) -> str | None:
+        """The column read from the source file (None for a timestamp part)."""
+        return None if self.type == TIMESTAMP_PART else self.name
+
+    @property
+    def input_name(self) -> str:
+        """The model input Transform writes for it."""
+        return f"{FEATURE_PREFIX}{self.name}"
+
+    @property
+    def vocabulary_name(self) -> str:
+        return f"{FEATURE_PREFIX}{self.name}_vocabulary"
+
+    @property
+    def is_dense(self) -> bool:
+        """Whether the model reads it as (value, present) pairs rather than embedded indices."""
+        return self.type == NUMERIC and self.normalization != QUANTILES
+
+    @property
+    def width(self) -> int:
+        """Indices per example of an embedded feature (index 0: missing or padding)."""
+        return self.max_values if self.type == MULTI_CATEGORICAL else 1
+
+
+def declared(feature_configs: Iterable[dict[str, Any]]) -> list[Feature]:
+    """The Feature objects of custom_config's `features` list (dicts, as dataclasses.asdict wrote them)."""
+    return [Feature.from_config(values) for values in feature_configs]
+
+
+def of_source(declared_features: Iterable[Feature], source: str) -> list[Feature]:
+    return [feature for feature in declared_features if feature.source == source]
+
+
+def request_features(declared_features: Iterable[Feature]) -> list[Feature]:
+    """The context features a `rank` request carries (timestamp parts come from its `timestamp` input)."""
+    return [feature for feature in of_source(declared_features, EVENTS_SOURCE) if feature.type != TIMESTAMP_PART]
+
+
+def raw_columns(declared_features: Iterable[Feature]) -> list[str]:
+    """The raw example features the declared features add (timestamp parts read the event's own timestamp)."""
+    return [feature.name for feature in declared_features if feature.column]

@@ -19,7 +19,8 @@ from models.towers import ItemTower, UserTower
 class MultiTaskRecommender(keras.Model):
     """A retrieval task over a user and an item tower, and one ranking head per binary or regression task.
 
-    The ranking heads read [user, item, user * item] (optionally through KerasRS FeatureCross layers), pass it
+    The ranking heads read [user, item, user * item, context] (the context: the declared context features; optionally
+    through KerasRS FeatureCross layers), pass it
     through the multi-task architecture (models.ranking), then a tower and an output unit per task. `call`
     returns both embeddings and every task's prediction; `score` runs only the ranking part, which is what
     serving's `rank` needs. The towers share the item id table, so the model is saved as a SavedModel
@@ -37,13 +38,14 @@ class MultiTaskRecommender(keras.Model):
         item_log_frequency: array or None. Log share of training events per item index, for the retrieval
             task's logQ correction; None trains without it.
         label_means: dict. Regression task name -> mean training label, the starting bias of its output.
+        context_features: FeatureEncoder or None. The declared context features (None: none declared).
     """
 
     def __init__(self, user_tower: UserTower, item_tower: ItemTower, tasks: list[Task],
                  architecture: keras.layers.Layer, loss_balancing: keras.layers.Layer, tower_units: list[int],
                  feature_cross_layers: int = 0, temperature: float = 0.1,
                  item_log_frequency: np.ndarray | None = None, label_means: dict[str, float] | None = None,
-                 **kwargs: Any):
+                 context_features: keras.layers.Layer | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.tasks = list(tasks)
         self.ranking_tasks = [task for task in self.tasks if task.type != tasks_module.RETRIEVAL]
@@ -52,6 +54,7 @@ class MultiTaskRecommender(keras.Model):
         # === Layers ===
         self.user_tower = user_tower
         self.item_tower = item_tower
+        self.context_features = context_features
         self.crosses = [keras_rs.layers.FeatureCross(name=f"feature_cross_{i}") for i in range(feature_cross_layers)]
         self.architecture = architecture
         self.loss_balancing = loss_balancing
@@ -75,11 +78,17 @@ class MultiTaskRecommender(keras.Model):
     def call(self, inputs: dict[str, Any], training: bool = False) -> dict[str, Any]:
         user = self.user_tower(inputs)
         item = self.item_tower(inputs)
-        return {features.USER_EMBEDDING: user, features.ITEM_EMBEDDING: item, **self.score(user, item)}
+        return {features.USER_EMBEDDING: user, features.ITEM_EMBEDDING: item,
+                **self.score(user, item, self.context(inputs))}
 
-    def score(self, user: Any, item: Any) -> dict[str, Any]:
-        """The ranking heads on (user, item) embedding pairs: each task's prediction (and binary logits)."""
-        x0 = keras.ops.concatenate([user, item, user * item], axis=-1)
+    def context(self, inputs: dict[str, Any]) -> Any:
+        """The encoded context features of transformed `inputs`; None when none is declared."""
+        return self.context_features(inputs) if self.context_features is not None else None
+
+    def score(self, user: Any, item: Any, context: Any = None) -> dict[str, Any]:
+        """The ranking heads on (user, item) embedding pairs and their context (`context`): each task's prediction
+        (and binary logits)."""
+        x0 = keras.ops.concatenate([user, item, user * item, *([] if context is None else [context])], axis=-1)
         x = x0
         for cross in self.crosses:
             x = cross(x0, x)

@@ -43,17 +43,61 @@ def tokenize(text: tf.Tensor, vocabulary: list[str], max_length: int) -> tuple[t
     return token_ids, padding_mask
 
 
-def _dense_indices(sparse: tf.SparseTensor, width: int) -> tf.Tensor:
-    """A (batch, width) tensor of a sparse index list, truncated to `width` and padded with PADDING_INDEX."""
+def _dense_indices(sparse: tf.SparseTensor, width: int, default: Any = PADDING_INDEX) -> tf.Tensor:
+    """A (batch, width) tensor of a sparse list per example, truncated to `width` and padded with `default`."""
     batch = sparse.dense_shape[0]
     sliced = tf.sparse.slice(sparse, [0, 0], tf.stack([batch, width]))
     sliced = tf.SparseTensor(sliced.indices, sliced.values, tf.stack([batch, tf.constant(width, tf.int64)]))
-    return tf.reshape(tf.sparse.to_dense(sliced, default_value=PADDING_INDEX), [-1, width])
+    return tf.reshape(tf.sparse.to_dense(sliced, default_value=default), [-1, width])
 
 
 def _squeeze(tensor: tf.Tensor) -> tf.Tensor:
     """Scalar features arrive as (batch,) or (batch, 1) depending on the TFXIO; models want (batch,)."""
     return tf.reshape(tensor, [-1])
+
+
+def _shifted(sparse: tf.SparseTensor) -> tf.SparseTensor:
+    """Indices moved up by one, so that PADDING_INDEX (0) means missing."""
+    return tf.SparseTensor(sparse.indices, sparse.values + 1, sparse.dense_shape)
+
+
+def _first_value(sparse: tf.SparseTensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(value, present) of a numeric feature with at most one value per example: (batch,) each, 0 where missing."""
+    value = _dense_indices(sparse, 1, default=0.0)[:, 0]
+    present = _dense_indices(tf.sparse.map_values(tf.ones_like, sparse), 1, default=0.0)[:, 0]
+    return tf.cast(value, tf.float32), tf.cast(present, tf.float32)
+
+
+def timestamp_part(timestamp: tf.Tensor, feature: features.Feature) -> tf.Tensor:
+    """The hour (0-23) or weekday (Monday = 0) of Unix seconds at the feature's UTC offset, plus one (0: padding)."""
+    local = tf.cast(timestamp, tf.int64) + int(round(feature.utc_offset_hours * 3600))
+    if feature.part == "hour":
+        return tf.math.floormod(tf.math.floordiv(local, 3600), 24) + 1
+    return tf.math.floormod(tf.math.floordiv(local, 86400) + 3, 7) + 1  # 1970-01-01 was a Thursday
+
+
+def declared_feature(inputs: dict[str, Any], feature: features.Feature) -> tf.Tensor:
+    """A declared feature's model input: indices (batch,) or (batch, max_values) with 0 for missing or padding,
+    or for a z-scored numeric feature (batch, 2) pairs of (normalised value, present); a missing value is 0, the
+    training mean."""
+    if feature.type == features.TIMESTAMP_PART:
+        return timestamp_part(_squeeze(inputs[features.TIMESTAMP]), feature)
+    raw = inputs[feature.name]
+    if feature.type == features.NUMERIC:
+        if feature.normalization == features.QUANTILES:
+            indices = tft.bucketize(raw, feature.buckets)
+            return _dense_indices(_shifted(indices), 1)[:, 0]
+        if feature.normalization == features.LOG1P:
+            raw = tf.sparse.map_values(tf.math.log1p, raw)
+        value, present = _first_value(tft.scale_to_z_score(raw))
+        return tf.stack([value * present, present], axis=1)
+    if feature.hash_buckets:
+        indices = tf.sparse.map_values(tf.strings.to_hash_bucket_fast, raw, feature.hash_buckets)
+    else:
+        indices = tft.compute_and_apply_vocabulary(raw, num_oov_buckets=OOV_BUCKETS,
+                                                   vocab_filename=feature.vocabulary_name)
+    dense = _dense_indices(_shifted(indices), feature.width)
+    return dense if feature.type == features.MULTI_CATEGORICAL else dense[:, 0]
 
 
 def item_text(inputs: dict[str, Any]) -> tf.Tensor:
@@ -65,7 +109,8 @@ def item_text(inputs: dict[str, Any]) -> tf.Tensor:
 
 
 def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> dict[str, tf.Tensor]:
-    """Raw features -> model inputs and labels. `custom_config` carries the text preset, the lengths and the tasks."""
+    """Raw features -> model inputs and labels. `custom_config` carries the text preset, the lengths, the tasks and
+    the declared features."""
     vocabulary = text_encoder.load_vocabulary(custom_config["text_preset"])
     outputs: dict[str, tf.Tensor] = {}
 
@@ -86,6 +131,9 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> d
     token_ids, padding_mask = tokenize(item_text(inputs), vocabulary, custom_config["text_max_length"])
     outputs[features.TEXT_TOKEN_IDS] = token_ids
     outputs[features.TEXT_PADDING_MASK] = padding_mask
+
+    for feature in features.declared(custom_config["features"]):
+        outputs[feature.input_name] = declared_feature(inputs, feature)
 
     for task in custom_config["tasks"]:
         if task["label"]:

@@ -1,4 +1,5 @@
-"""The two towers: a user embedding from id and history, an item embedding from id, categories and text."""
+"""The two towers: a user embedding from id, history and the declared user features; an item embedding from id,
+categories, text and the declared item features."""
 
 from __future__ import annotations
 
@@ -7,30 +8,29 @@ from typing import Any
 import keras
 
 from models import features
-from models.embedding import SparseEmbedding
-
-
-def _masked_mean(embeddings: Any, indices: Any) -> Any:
-    """Mean over the non-padding (index > 0) positions of (batch, length, dim) embeddings."""
-    mask = keras.ops.expand_dims(keras.ops.cast(indices > 0, embeddings.dtype), -1)
-    return keras.ops.sum(embeddings * mask, axis=1) / keras.ops.maximum(keras.ops.sum(mask, axis=1), 1.0)
+from models.embedding import SparseEmbedding, masked_mean
 
 
 class UserTower(keras.layers.Layer):
-    """User id embedding plus the mean embedding of the user's recent items, projected to `output_dim`.
+    """User id embedding, the mean embedding of the user's recent items and the declared user features,
+    projected to `output_dim`.
 
     Args:
         num_users: int. Size of the user index space (vocabulary plus OOV buckets).
         item_embedding: keras.layers.Embedding. The item id table, shared with the item tower, so history and
             candidates live in one space.
         output_dim: int. Size of the user embedding.
+        user_features: FeatureEncoder or None. The declared user features (None: none declared); they also
+            carry a user whose id is unknown.
     """
 
-    def __init__(self, num_users: int, item_embedding: keras.layers.Embedding, output_dim: int, **kwargs: Any):
+    def __init__(self, num_users: int, item_embedding: keras.layers.Embedding, output_dim: int,
+                 user_features: keras.layers.Layer | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         # === Layers ===
         self.user_embedding = SparseEmbedding(num_users, output_dim, name="user_id_embedding")
         self.item_embedding = item_embedding
+        self.user_features = user_features
         self.projection = keras.layers.Dense(output_dim, dtype="float32", name="user_projection")  # see ItemTower
         # === Config ===
         self.num_users = num_users
@@ -38,17 +38,18 @@ class UserTower(keras.layers.Layer):
 
     def call(self, inputs: dict[str, Any]) -> Any:
         history = inputs[features.HISTORY_INDICES]
-        return self.projection(keras.ops.concatenate([
-            self.user_embedding(inputs[features.USER_INDEX]),
-            _masked_mean(self.item_embedding(history), history),
-        ], axis=-1))
+        parts = [self.user_embedding(inputs[features.USER_INDEX]), masked_mean(self.item_embedding(history), history)]
+        if self.user_features is not None:
+            parts.append(self.user_features(inputs))
+        return self.projection(keras.ops.concatenate(parts, axis=-1))
 
 
 class ItemTower(keras.layers.Layer):
-    """Item id embedding, mean category embedding and the text encoder's vector, projected to `output_dim`.
+    """Item id embedding, mean category embedding, the text encoder's vector and the declared item features,
+    projected to `output_dim`.
 
-    An item without interactions falls into the OOV id bucket, so its text and categories carry it: this is
-    what makes cold items recommendable.
+    An item without interactions falls into the OOV id bucket, so its text, categories and attributes carry it:
+    this is what makes cold items recommendable.
 
     Args:
         item_embedding: keras.layers.Embedding. The item id table (index 0 is padding).
@@ -56,13 +57,16 @@ class ItemTower(keras.layers.Layer):
         text_encoder: keras.layers.Layer or None. Maps tokenized text to a vector (models.text_encoder); None
             builds an id-and-categories tower without text.
         output_dim: int. Size of the item embedding.
+        item_features: FeatureEncoder or None. The declared item features (None: none declared).
     """
 
     def __init__(self, item_embedding: keras.layers.Embedding, num_categories: int,
-                 text_encoder: keras.layers.Layer | None, output_dim: int, **kwargs: Any):
+                 text_encoder: keras.layers.Layer | None, output_dim: int,
+                 item_features: keras.layers.Layer | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         # === Layers ===
         self.item_embedding = item_embedding
+        self.item_features = item_features
         self.category_embedding = (SparseEmbedding(num_categories, output_dim, name="category_embedding")
                                    if num_categories else None)
         self.text_encoder = text_encoder
@@ -78,9 +82,11 @@ class ItemTower(keras.layers.Layer):
         categories = inputs[features.CATEGORY_INDICES]
         parts = [self.item_embedding(inputs[features.ITEM_INDEX])]
         if self.category_embedding is not None:
-            parts.append(_masked_mean(self.category_embedding(categories), categories))
+            parts.append(masked_mean(self.category_embedding(categories), categories))
         if self.text_encoder is not None:
             text = self.text_encoder({key: inputs[key] for key in (features.TEXT_TOKEN_IDS,
                                                                    features.TEXT_PADDING_MASK)})
             parts.append(self.text_projection(text))
+        if self.item_features is not None:
+            parts.append(self.item_features(inputs))
         return self.projection(keras.ops.concatenate(parts, axis=-1))

@@ -29,6 +29,7 @@ from models import (
     text_encoder,
 )
 from models.embedding import SparseEmbedding
+from models.feature_encoder import FeatureEncoder
 from models.model import MultiTaskRecommender
 from models.towers import ItemTower, UserTower
 
@@ -108,12 +109,29 @@ def index_sizes(tft_output: tft.TFTransformOutput) -> tuple[int, int, int]:
             tft_output.vocabulary_size_by_name(features.CATEGORY_VOCABULARY) + oov + 1)
 
 
-def transform_catalogue(tft_output: tft.TFTransformOutput, catalogue: list[Item]) -> dict[str, tf.Tensor]:
-    """Every catalogue item's transformed item features (index, categories, tokenized text)."""
-    return tft_output.transform_features_layer()(export.raw_item_features(
-        tf.constant([item.item_id for item in catalogue]), tf.constant([item.title for item in catalogue]),
-        tf.constant([item.description for item in catalogue]),
-        tf.constant([features.CATEGORY_SEPARATOR.join(item.categories) for item in catalogue])))
+def feature_sizes(tft_output: tft.TFTransformOutput, declared: list[features.Feature]) -> dict[str, int]:
+    """Declared feature name -> size of its index space (index 0: missing or padding), for the embedded ones."""
+    sizes = {}
+    for feature in declared:
+        if feature.is_dense:
+            continue
+        if feature.type == features.TIMESTAMP_PART:
+            size = features.TIMESTAMP_PARTS[feature.part]
+        elif feature.type == features.NUMERIC:
+            size = feature.buckets
+        elif feature.hash_buckets:
+            size = feature.hash_buckets
+        else:
+            size = tft_output.vocabulary_size_by_name(feature.vocabulary_name) + preprocessing.OOV_BUCKETS
+        sizes[feature.name] = size + 1
+    return sizes
+
+
+def transform_catalogue(tft_output: tft.TFTransformOutput, catalogue: list[Item],
+                        declared: list[features.Feature]) -> dict[str, tf.Tensor]:
+    """Every catalogue item's transformed item features (index, categories, tokenized text, declared ones)."""
+    items = export.catalogue_table(catalogue, declared)
+    return tft_output.transform_features_layer()(export.raw_item_features(items.keys, items))
 
 
 def build_tfrs_model(tft_output: tft.TFTransformOutput, config: dict[str, Any], catalogue: list[Item]) -> Any:
@@ -122,7 +140,7 @@ def build_tfrs_model(tft_output: tft.TFTransformOutput, config: dict[str, Any], 
 
     weights = {task["type"]: task["weight"] for task in config["model"]["tasks"]}
     num_users, num_items, _ = index_sizes(tft_output)
-    candidates = sorted(set(np.asarray(transform_catalogue(tft_output, catalogue)[features.ITEM_INDEX]).tolist()))
+    candidates = sorted(set(np.asarray(transform_catalogue(tft_output, catalogue, [])[features.ITEM_INDEX]).tolist()))
     return TFRSMultitaskModel(num_users, num_items, candidates, rating_weight=weights[tasks.REGRESSION],
                               retrieval_weight=weights[tasks.RETRIEVAL], embedding_dim=config["model"]["embedding_dim"])
 
@@ -141,7 +159,7 @@ def build_text_encoder(config: dict[str, Any], tft_output: tft.TFTransformOutput
         return encoder
     cached = text_encoder.CachedTextEncoder(encoder, name="cached_text_encoder")
     if catalogue:
-        transformed = transform_catalogue(tft_output, catalogue)
+        transformed = transform_catalogue(tft_output, catalogue, features.declared(config["features"]))
         cached.build_cache(transformed[features.TEXT_TOKEN_IDS], transformed[features.TEXT_PADDING_MASK])
     return cached
 
@@ -152,6 +170,14 @@ def build_model(tft_output: tft.TFTransformOutput, config: dict[str, Any],
     model_config = config["model"]
     task_list = [tasks.Task.from_config(task) for task in model_config["tasks"]]
     num_users, num_items, num_categories = index_sizes(tft_output)
+    declared = features.declared(config["features"])
+    sizes = feature_sizes(tft_output, declared)
+
+    def encoder(source: str) -> FeatureEncoder | None:
+        of_source = features.of_source(declared, source)
+        return FeatureEncoder(of_source, sizes, model_config["feature_embedding_dim"],
+                              name=f"{source}_features") if of_source else None
+
     dim = model_config["embedding_dim"]
     item_embedding = SparseEmbedding(num_items, dim, name="item_id_embedding")
     architecture = ranking.build_architecture(
@@ -159,10 +185,11 @@ def build_model(tft_output: tft.TFTransformOutput, config: dict[str, Any],
         model_config["num_task_experts"], model_config["num_levels"], model_config["expert_units"])
     use_logq = model_config["logq_correction"] and statistics is not None
     return MultiTaskRecommender(
-        user_tower=UserTower(num_users, item_embedding, dim, name="user_tower"),
+        user_tower=UserTower(num_users, item_embedding, dim, encoder(features.USERS_SOURCE), name="user_tower"),
         item_tower=ItemTower(item_embedding, num_categories if model_config["use_categories"] else 0,
                              build_text_encoder(config, tft_output, catalogue), dim,
-                             name="item_tower"),
+                             encoder(features.ITEMS_SOURCE), name="item_tower"),
+        context_features=encoder(features.EVENTS_SOURCE),
         tasks=task_list,
         architecture=architecture,
         loss_balancing=loss_balancing.build_loss_balancing(model_config["loss_balancing"], task_list),
@@ -206,6 +233,7 @@ class TrainingSetup:
     evaluation: tf.data.Dataset
     tft_output: tft.TFTransformOutput
     catalogue: list[Item]
+    users: list[input_contract.User]
 
 
 def prepare_training(fn_args: tfx.components.FnArgs) -> TrainingSetup:
@@ -221,13 +249,18 @@ def prepare_training(fn_args: tfx.components.FnArgs) -> TrainingSetup:
     batch_size = training["batch_size"]
     train = make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output, batch_size, shuffle=True)
     evaluation = make_dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, batch_size, shuffle=False)
-    catalogue = list(input_contract.read_items(config["items_path"], config["require_text"]).values())
-    return TrainingSetup(compiled_model(tft_output, config, train, catalogue), train, evaluation, tft_output, catalogue)
+    declared = features.declared(config["features"])
+    catalogue = list(input_contract.read_items(config["items_path"], config["require_text"], declared).values())
+    users = list(input_contract.read_users(config["users_path"], declared).values())
+    return TrainingSetup(compiled_model(tft_output, config, train, catalogue), train, evaluation, tft_output, catalogue,
+                         users)
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
-    """TFX Trainer entry point (GenericExecutor). `custom_config["items_path"]` is the catalogue to index, and
-    `custom_config["require_text"]` whether its items need a title (the text tower is on)."""
+    """TFX Trainer entry point (GenericExecutor). `custom_config["items_path"]` is the catalogue to index,
+    `custom_config["users_path"]` the user table to bake in (read when a user feature is declared),
+    `custom_config["require_text"]` whether items need a title (the text tower is on) and
+    `custom_config["features"]` the declared features."""
     config = fn_args.custom_config
     setup = prepare_training(fn_args)
     model = setup.model
@@ -240,4 +273,5 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                  callbacks_keras.callbacks.LambdaCallback(on_epoch_end=log.on_epoch_end)]
     model.fit(setup.train, validation_data=setup.evaluation, epochs=config["training"]["epochs"], callbacks=callbacks,
               verbose=_verbosity())
-    export.save_serving_model(model, setup.tft_output, setup.catalogue, fn_args.serving_model_dir)
+    export.save_serving_model(model, setup.tft_output, setup.catalogue, fn_args.serving_model_dir, setup.users,
+                              features.declared(config["features"]))

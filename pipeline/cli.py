@@ -64,8 +64,8 @@ def _report(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from pipeline.data import synthetic
 
-    events, items = synthetic.generate(args.output)
-    print(f"mtrec: wrote {events} and {items}")
+    events, items, users = synthetic.generate(args.output)
+    print(f"mtrec: wrote {events}, {items} and {users}")
     return 0
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from models import features
+from models.features import Feature
 from pipeline import beam_options
 from pipeline.data.synthetic import SyntheticConfig
 
@@ -106,13 +107,28 @@ def kuairand_tasks() -> list[Task]:
             Task(kuairand.WATCH_RATIO, "regression", kuairand.WATCH_RATIO, label_transform="log1p")]
 
 
+def default_features(source: str = "csv") -> list[Feature]:
+    """The declared features of a run that names none: none for the CSV contract and MovieLens (today's
+    contract); the built-in synthetic data's and KuaiRand's own otherwise."""
+    if source == "synthetic":
+        from pipeline.data import synthetic
+
+        return synthetic.declared_features()
+    if source == "kuairand":
+        from pipeline.data import kuairand
+
+        return kuairand.declared_features()
+    return []
+
+
 @dataclasses.dataclass
 class Model:
     """`type`: "mtrec" or "tfrs" (the TensorFlow Recommenders multitask tutorial model, as a baseline).
     `architecture` of the ranking heads: "shared_bottom", "mmoe" or "ple"; `num_experts` are MMoE's experts or
     PLE's shared experts per level. `loss_balancing`: "fixed" (task weights) or "uncertainty" (learned).
     `use_categories`: whether the item tower reads the item's categories (text mode "off" plus no categories
-    is an ids-only model). `tasks`: null (the default) takes the data source's default tasks (`default_tasks`)."""
+    is an ids-only model). `feature_embedding_dim`: the embedding size of each declared categorical feature.
+    `tasks`: null (the default) takes the data source's default tasks (`default_tasks`)."""
 
     type: str = "mtrec"
     embedding_dim: int = 32
@@ -128,6 +144,7 @@ class Model:
     loss_balancing: str = "fixed"
     use_categories: bool = True
     max_categories: int = 4
+    feature_embedding_dim: int = 8
     tasks: list[Task] | None = None
 
 
@@ -203,11 +220,14 @@ class Validation:
 
 @dataclasses.dataclass
 class RunConfig:
-    """`output_dir` receives the converted data, the pipeline root, ML Metadata and the serving directory."""
+    """`output_dir` receives the converted data, the pipeline root, ML Metadata and the serving directory.
+    `features`: the declared features (models.features.Feature); null takes the data source's
+    (`default_features`)."""
 
     output_dir: str = "mtrec_runs"
     pipeline_name: str = "mtrec"
     data: Data = dataclasses.field(default_factory=Data)
+    features: list[Feature] | None = None
     example_gen: ExampleGen = dataclasses.field(default_factory=ExampleGen)
     text_encoder: TextEncoder = dataclasses.field(default_factory=TextEncoder)
     model: Model = dataclasses.field(default_factory=Model)
@@ -217,15 +237,22 @@ class RunConfig:
     validation: Validation = dataclasses.field(default_factory=Validation)
 
     def __post_init__(self) -> None:
-        """Fills in the defaults that depend on other sections: the data source's tasks, and the drift and skew
-        thresholds on the tasks' label columns."""
+        """Fills in the defaults that depend on other sections: the data source's tasks and features, the drift
+        and skew thresholds on the tasks' label columns, and those the declared features set."""
         if self.model.tasks is None:
             self.model.tasks = default_tasks(self.data.source)
+        if self.features is None:
+            self.features = default_features(self.data.source)
         watched = watched_labels(self.model.tasks)
         if self.validation.drift is None:
             self.validation.drift = {**DEFAULT_DRIFT, **dict.fromkeys(watched, DEFAULT_LABEL_DRIFT)}
         if self.validation.skew is None:
             self.validation.skew = {**DEFAULT_SKEW, **dict.fromkeys(watched, DEFAULT_LABEL_SKEW)}
+        for feature in self.features:
+            if feature.column and feature.drift is not None:
+                self.validation.drift[feature.name] = feature.drift
+            if feature.column and feature.skew is not None:
+                self.validation.skew[feature.name] = feature.skew
 
 
 def watched_labels(tasks: list[Task]) -> list[str]:
@@ -240,11 +267,12 @@ def watched_labels(tasks: list[Task]) -> list[str]:
 
 # Values that must be positive, and those that must lie strictly between 0 and 1.
 _POSITIVE = {"num_users", "num_items", "events_per_user", "history_length", "max_length", "embedding_dim",
+             "feature_embedding_dim", "max_values", "buckets",
              "hidden_dim", "temperature", "max_categories", "epochs", "batch_size", "learning_rate",
              "max_rmse", "num_layers", "num_heads", "intermediate_dim", "num_experts", "num_task_experts",
              "num_levels", "expert_units", "tower_units"}
 _NOT_NEGATIVE = {"cold_item_fraction", "max_auc_decrease", "max_rmse_increase", "feature_cross_layers",
-                 "trainable_layers", "weight", "direct_num_workers"}
+                 "trainable_layers", "weight", "direct_num_workers", "hash_buckets"}
 _FRACTIONS = {"eval_fraction", "min_auc"}
 _CHOICES = {"source": ("synthetic", "csv", "movielens", "kuairand"), "split": ("time", "random"),
             "mode": ("frozen", "finetune", "off"), "pooling": ("mean", "cls"),
@@ -341,9 +369,10 @@ def _check_run(config: RunConfig, problems: list[str]) -> None:
     if config.data.source == "kuairand" and requires_text(config):
         problems.append("text_encoder.mode: KuaiRand has no item text; set it to off")
     _check_tasks(config.model, problems)
+    _check_features(config, problems)
     _check_training(config, problems)
     problems.extend(beam_options.problems(config.beam))
-    _check_validation(config.validation, label_columns(config), problems)
+    _check_validation(config.validation, [*label_columns(config), *features.raw_columns(config.features)], problems)
     if config.text_encoder.max_length < 3:
         problems.append(f"text_encoder.max_length: must be at least 3 ([CLS], a token, [SEP]), "
                         f"got {config.text_encoder.max_length}")
@@ -354,10 +383,44 @@ def _check_run(config: RunConfig, problems: list[str]) -> None:
                             f"got {sorted(config.text_encoder.backbone)}")
 
 
-def _check_validation(validation: Validation, labels: dict[str, str], problems: list[str]) -> None:
+def _check_features(config: RunConfig, problems: list[str]) -> None:
+    names = [feature.name for feature in config.features]
+    if names and config.model.type == "tfrs":
+        problems.append("features: the tfrs baseline reads ids and history only; declare no features")
+    labels = label_columns(config)
+    for i, feature in enumerate(config.features):
+        where = f"features[{i}]"
+        if not feature.name:
+            problems.append(f"{where}.name: required")
+        elif feature.name in features.RESERVED_COLUMNS or feature.name in labels:
+            problems.append(f"{where}.name: {feature.name!r} is already a column mtrec reads (the fixed columns "
+                            f"{list(features.RESERVED_COLUMNS)} and the tasks' labels {list(labels)})")
+        for field, choices in (("source", features.FEATURE_SOURCES), ("type", features.FEATURE_TYPES),
+                               ("normalization", features.NORMALIZATIONS), ("part", tuple(features.TIMESTAMP_PARTS))):
+            if getattr(feature, field) not in choices:
+                problems.append(f"{where}.{field}: must be one of {list(choices)}, got {getattr(feature, field)!r}")
+        if feature.type == features.TIMESTAMP_PART and feature.source != features.EVENTS_SOURCE:
+            problems.append(f"{where}.source: a timestamp part is a context feature (source events), "
+                            f"got {feature.source!r}")
+        if feature.type == features.MULTI_CATEGORICAL and not feature.separator:
+            problems.append(f"{where}.separator: required for a multi_categorical feature")
+        if feature.normalization == features.QUANTILES and feature.buckets < 2:
+            problems.append(f"{where}.buckets: quantiles need at least 2 buckets, got {feature.buckets}")
+        if not -14 <= feature.utc_offset_hours <= 14:
+            problems.append(f"{where}.utc_offset_hours: must be between -14 and 14, got {feature.utc_offset_hours}")
+        for check in ("drift", "skew"):
+            threshold = getattr(feature, check)
+            if threshold is not None and not 0 < threshold <= 1:
+                problems.append(f"{where}.{check}: must be in (0, 1], got {threshold}")
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        problems.append(f"features: duplicate feature name(s) {duplicates}")
+
+
+def _check_validation(validation: Validation, watched_columns: list[str], problems: list[str]) -> None:
     if not 0 <= validation.max_bad_fraction <= 1:
         problems.append(f"validation.max_bad_fraction: must be between 0 and 1, got {validation.max_bad_fraction}")
-    watchable = [*DRIFT_FEATURES, *labels]
+    watchable = [*DRIFT_FEATURES, *watched_columns]
     for check in ("drift", "skew"):
         for feature, threshold in getattr(validation, check).items():
             if feature not in watchable:

@@ -82,9 +82,8 @@ def prepare_data(config: config_lib.RunConfig, paths: RunPaths) -> str:
     else:
         movielens.convert(config.data.path, staging)
     # The pipeline's cache fingerprints input files, so identical regenerated data keeps its artifacts valid.
-    if os.path.isdir(paths.data) and all(
-            _same_file(os.path.join(staging, name), os.path.join(paths.data, name))
-            for name in (input_contract.EVENTS_FILE, input_contract.ITEMS_FILE)):
+    if os.path.isdir(paths.data) and sorted(os.listdir(staging)) == sorted(os.listdir(paths.data)) and all(
+            _same_file(os.path.join(staging, name), os.path.join(paths.data, name)) for name in os.listdir(staging)):
         shutil.rmtree(staging)
     else:
         shutil.rmtree(paths.data, ignore_errors=True)
@@ -165,18 +164,20 @@ def code_version() -> str:
     return digest.hexdigest()[:16]
 
 
-def labelled_schema(tasks: list[config_lib.Task]) -> str:
-    """The curated schema with the label columns of `tasks` (their types, domains and presence)."""
+def labelled_schema(tasks: list[config_lib.Task], declared: list[features.Feature] = ()) -> str:
+    """The curated schema with the label columns of `tasks` (their types, domains and presence) and the columns of
+    the `declared` features."""
     import schema
 
     with open(schema.SCHEMA_FILE, encoding="utf-8") as handle:
-        return schema.with_labels(handle.read(), features.label_columns(tasks), config_lib.label_ranges(tasks))
+        labelled = schema.with_labels(handle.read(), features.label_columns(tasks), config_lib.label_ranges(tasks))
+    return schema.with_features(labelled, declared)
 
 
 def _schema_text(config: config_lib.RunConfig) -> str:
     import schema
 
-    return schema.with_comparators(labelled_schema(config.model.tasks), config.validation.drift,
+    return schema.with_comparators(labelled_schema(config.model.tasks, config.features), config.validation.drift,
                                    config.validation.skew)
 
 
@@ -218,19 +219,23 @@ def build_pipeline(config: config_lib.RunConfig, data_root: str, pipeline_root: 
 
     text = config.text_encoder
     tasks = [dataclasses.asdict(task) for task in config.model.tasks]
+    declared = [dataclasses.asdict(feature) for feature in config.features]
     transform_config = {
         "text_preset": text.preset,
         "text_max_length": text.max_length,
         "history_length": config.example_gen.history_length,
         "max_categories": config.model.max_categories,
         "tasks": tasks,
+        "features": declared,
     }
     trainer_config = {
         "model": dataclasses.asdict(config.model),
         "text_encoder": dataclasses.asdict(text),
         "training": dataclasses.asdict(config.training),
         "items_path": os.path.join(data_root, input_contract.ITEMS_FILE),
+        "users_path": os.path.join(data_root, input_contract.USERS_FILE),
         "require_text": config_lib.requires_text(config),
+        "features": declared,
     }
     return create_pipeline(
         pipeline_name=config.pipeline_name,
@@ -240,7 +245,7 @@ def build_pipeline(config: config_lib.RunConfig, data_root: str, pipeline_root: 
         serving_model_dir=serving_dir,
         example_gen_args={**dataclasses.asdict(config.example_gen),
                           "label_columns": config_lib.label_columns(config),
-                          "require_text": config_lib.requires_text(config)},
+                          "require_text": config_lib.requires_text(config), "features": declared},
         transform_config=transform_config,
         trainer_config=trainer_config,
         eval_config=evaluation.eval_config(config.evaluation, config.model.tasks),
@@ -273,11 +278,12 @@ def run(config: config_lib.RunConfig, verbose: bool = False, progress: bool = Tr
         os.remove(paths.summary)  # never leave an older success in place while this run is unfinished
     data_root = prepare_data(config, paths)
     files = input_contract.check_input_dir(data_root, config_lib.label_columns(config),
-                                           config_lib.requires_text(config))
+                                           config_lib.requires_text(config), config.features)
     if progress:
         ignored = "".join(f"; {name} columns not read: {', '.join(columns)}"
                           for name, columns in files.ignored_columns.items())
-        print(f"mtrec: input {data_root}: {files.event_rows} event rows, {files.item_rows} item rows{ignored}",
+        users = f", {files.user_rows} user rows" if files.user_rows else ""
+        print(f"mtrec: input {data_root}: {files.event_rows} event rows, {files.item_rows} item rows{users}{ignored}",
               file=sys.stderr)
 
     from tfx import v1 as tfx
@@ -287,7 +293,7 @@ def run(config: config_lib.RunConfig, verbose: bool = False, progress: bool = Tr
     started = time.time()
     pipeline = local_pipeline(config, paths, data_root)
     _configure_logging(verbose, progress, len(pipeline.components))
-    inputs = {"dir": data_root, "events": files.event_rows, "items": files.item_rows,
+    inputs = {"dir": data_root, "events": files.event_rows, "items": files.item_rows, "users": files.user_rows,
               "ignored_columns": files.ignored_columns}
     try:
         with _temporary_directory():

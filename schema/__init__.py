@@ -38,6 +38,33 @@ def with_labels(schema_text: str, labels: dict[str, str], ranges: dict[str, tupl
     return text_format.MessageToString(schema)
 
 
+def with_features(schema_text: str, declared: list) -> str:
+    """The schema with a feature for each declared column (models.features.Feature): strings for categorical
+    ones, floats for numeric ones (not below 0 under log1p); none, one, or (multi-categorical) several values,
+    since a missing value is written as none. Timestamp parts add nothing: they are computed from `timestamp`."""
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    from models import features
+
+    schema = text_format.Parse(schema_text, schema_pb2.Schema())
+    for declared_feature in declared:
+        if not declared_feature.column:
+            continue
+        feature = schema.feature.add(name=declared_feature.name)
+        feature.presence.min_count = 0
+        feature.value_count.min = 0
+        if declared_feature.type != features.MULTI_CATEGORICAL:
+            feature.value_count.max = 1
+        if declared_feature.type == features.NUMERIC:
+            feature.type = schema_pb2.FLOAT
+            if declared_feature.normalization == features.LOG1P:
+                feature.float_domain.min = 0.0
+        else:
+            feature.type = schema_pb2.BYTES
+    return text_format.MessageToString(schema)
+
+
 def with_comparators(schema_text: str, drift: dict[str, float], skew: dict[str, float]) -> str:
     """The schema with a drift and a skew comparator on each named feature.
 

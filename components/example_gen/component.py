@@ -1,7 +1,7 @@
 """EventsExampleGen: joins behaviour events with item text and each event's user history, then splits.
 
 It is a FileBasedExampleGen (so the driver fingerprints the input files and reruns when they change) whose
-executor reads both CSV files of `input_base` and whose extra parameters are typed and recorded in ML Metadata.
+executor reads the CSV files of `input_base` and whose extra parameters are typed and recorded in ML Metadata.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class EventsExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
         executor.SEED_KEY: ExecutionParameter(type=int),
         executor.LABEL_COLUMNS_KEY: ExecutionParameter(type=str),
         executor.REQUIRE_TEXT_KEY: ExecutionParameter(type=int),
+        executor.FEATURES_KEY: ExecutionParameter(type=str),
         executor.CODE_VERSION_KEY: ExecutionParameter(type=str),
     }
 
@@ -43,6 +44,8 @@ class EventsExampleGen(base_beam_component.BaseBeamComponent):
         label_columns: dict. The label columns of events.csv -> what their values must be (features.BINARY_LABEL,
             NUMERIC_LABEL or NON_NEGATIVE_LABEL); rows that break it are quarantined. Default: clicked and rating.
         require_text: bool. Whether an item needs a title (the text tower is on); without, items may have no text.
+        features: list of dict. The declared features (dataclasses.asdict of models.features.Feature): their
+            values join each example; rows where one is malformed are quarantined.
         code_version: str. Fingerprint of the code that writes the examples (see pipeline.code_version).
     """
 
@@ -52,7 +55,7 @@ class EventsExampleGen(base_beam_component.BaseBeamComponent):
 
     def __init__(self, input_base: str, history_length: int = 20, split: str = "time",
                  eval_fraction: float = 0.2, seed: int = 42, label_columns: dict[str, str] | None = None,
-                 require_text: bool = True, code_version: str = ""):
+                 require_text: bool = True, features: list[dict] | None = None, code_version: str = ""):
         if split not in executor.SPLIT_MODES:
             raise ValueError(f"`split` should be one of {executor.SPLIT_MODES}. Received: `split` = {split!r}")
         if not 0.0 < eval_fraction < 1.0:
@@ -76,6 +79,7 @@ class EventsExampleGen(base_beam_component.BaseBeamComponent):
             seed=seed,
             label_columns=json.dumps(label_columns or input_contract.DEFAULT_LABELS, sort_keys=True),
             require_text=int(require_text),
+            features=json.dumps(features or []),
             code_version=code_version,
             examples=channel.Channel(type=standard_artifacts.Examples),
         )

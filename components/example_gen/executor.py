@@ -39,6 +39,8 @@ SEED_KEY = "seed"
 LABEL_COLUMNS_KEY = "label_columns"
 # 1 when the text tower is on: an item without a title is then quarantined; 0: items may have no text.
 REQUIRE_TEXT_KEY = "require_text"
+# The declared features, as JSON: a list of dataclasses.asdict(features.Feature).
+FEATURES_KEY = "features"
 # A fingerprint of mtrec's own code: part of the execution properties, so that ML Metadata's cache never
 # hands examples written by older code to newer code.
 CODE_VERSION_KEY = "code_version"
@@ -66,6 +68,13 @@ def _bytes(*values: str) -> tf.train.Feature:
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode("utf-8") for v in values]))
 
 
+def _values(feature: features.Feature, values: input_contract.Values) -> tf.train.Feature:
+    """A declared feature's values (none when missing): numbers as floats, categories as bytes."""
+    if feature.type == features.NUMERIC:
+        return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+    return _bytes(*values)
+
+
 def _label(value: float) -> tf.train.Feature:
     """A binary label (parsed as int) as an int64 feature, any other as a float feature."""
     if isinstance(value, int):
@@ -73,8 +82,16 @@ def _label(value: float) -> tf.train.Feature:
     return tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
 
 
-def to_example(event: input_contract.Event, item: input_contract.Item, history: list[str]) -> tf.train.Example:
+def to_example(event: input_contract.Event, item: input_contract.Item, history: list[str],
+               user: input_contract.User | None = None, declared: Iterable[features.Feature] = ()
+               ) -> tf.train.Example:
+    """The example of an event: its keys, labels, text and history, and the `declared` features' values from the
+    event (context), its item and its user (a user users.csv lacks has none: missing values)."""
+    sources = {features.EVENTS_SOURCE: event.context, features.ITEMS_SOURCE: item.attributes,
+               features.USERS_SOURCE: user.attributes if user else {}}
     return tf.train.Example(features=tf.train.Features(feature={
+        **{feature.name: _values(feature, sources[feature.source].get(feature.name, ()))
+           for feature in declared if feature.column},
         features.USER_ID: _bytes(event.user_id),
         features.ITEM_ID: _bytes(event.item_id),
         features.TIMESTAMP: tf.train.Feature(int64_list=tf.train.Int64List(value=[event.timestamp])),
@@ -138,11 +155,14 @@ def user_examples(
     split: str,
     eval_fraction: float,
     seed: int,
+    user: input_contract.User | None = None,
+    declared: Iterable[features.Feature] = (),
 ) -> Iterator[tuple[str, tf.train.Example] | input_contract.BadRow]:
     """Yields (split, example) for each of one user's (line, event, item), and a BadRow for each repeat of an
-    earlier line's event (see `user_timeline`)."""
+    earlier line's event (see `user_timeline`). `user`: the user's row of users.csv, if any; `declared`: the
+    declared features the examples carry."""
     for entry in user_timeline(events, history_length, split, eval_fraction, seed):
-        yield entry if _is_bad(entry) else (entry[0], to_example(*entry[1:]))
+        yield entry if _is_bad(entry) else (entry[0], to_example(*entry[1:], user, declared))
 
 
 def _event_row(event: input_contract.Event) -> dict[str, str]:
@@ -215,13 +235,22 @@ def _bucket_users(bucket_files: tuple[int, Iterable[str]]) -> Iterator[list[tupl
     yield from users.values()
 
 
-def _catalogue_entries(path: str, require_text: bool
+def _catalogue_entries(path: str, require_text: bool, declared: list[features.Feature]
                        ) -> Iterator[tuple[str, input_contract.Item | input_contract.BadRow]]:
     """(item id, item) for readable items; (item id, BadRow) for quarantined ones, so their events can say why."""
-    items, bad = input_contract.screen_items(path, require_text)
+    items, bad = input_contract.screen_items(path, require_text, declared)
     yield from items.items()
     for row in bad:
         yield row.row.get(features.ITEM_ID, "").strip(), row
+
+
+def _user_entries(path: str, declared: list[features.Feature]
+                  ) -> Iterator[tuple[str, input_contract.User] | input_contract.BadRow]:
+    """(user id, user) for readable rows of users.csv and a BadRow for each quarantined one. An event's user
+    without a readable row gets no user features (missing values), so no event is lost for it."""
+    users, bad = input_contract.screen_users(path, declared)
+    yield from users.items()
+    yield from bad
 
 
 def _is_bad(entry: Any) -> bool:
@@ -234,10 +263,14 @@ def _split_bad(pcoll: beam.PCollection, label: str) -> tuple[beam.PCollection, b
     return good, bad
 
 
-def row_counts(event_rows: int, item_rows: int, bad: Iterable[input_contract.BadRow]) -> dict[str, dict[str, Any]]:
-    """{file: {"rows": read, "quarantined": n, "by_column": {column or "row": n}}} for both input files."""
-    counts = {input_contract.EVENTS_FILE: {"rows": event_rows, "quarantined": 0, "by_column": {}},
-              input_contract.ITEMS_FILE: {"rows": item_rows, "quarantined": 0, "by_column": {}}}
+def row_counts(event_rows: int, item_rows: int, bad: Iterable[input_contract.BadRow], user_rows: int | None = None
+               ) -> dict[str, dict[str, Any]]:
+    """{file: {"rows": read, "quarantined": n, "by_column": {column or "row": n}}} for the input files (users.csv
+    when it was read: `user_rows` not None)."""
+    files = {input_contract.EVENTS_FILE: event_rows, input_contract.ITEMS_FILE: item_rows}
+    if user_rows is not None:
+        files[input_contract.USERS_FILE] = user_rows
+    counts = {name: {"rows": rows, "quarantined": 0, "by_column": {}} for name, rows in files.items()}
     for row in bad:
         entry = counts[row.file]
         entry["quarantined"] += 1
@@ -248,8 +281,9 @@ def row_counts(event_rows: int, item_rows: int, bad: Iterable[input_contract.Bad
 
 @beam.ptransform_fn
 def _WriteQuarantine(bad: beam.PCollection, event_rows: beam.PCollection, item_rows: beam.PCollection,
-                     quarantine_dir: str) -> None:
-    """Writes the BadRows (one JSON object a line, sorted by file and line) and the row counts."""
+                     user_rows: beam.PCollection | None, quarantine_dir: str) -> None:
+    """Writes the BadRows (one JSON object a line, sorted by file and line) and the row counts (`user_rows`: None
+    when users.csv is not read)."""
     rows = bad | "Collect" >> beam.combiners.ToList()
     _ = (rows
          | "SortRows" >> beam.FlatMap(lambda found: [row.to_json() for row in sorted(
@@ -257,8 +291,9 @@ def _WriteQuarantine(bad: beam.PCollection, event_rows: beam.PCollection, item_r
          | "WriteRows" >> beam.io.WriteToText(os.path.join(quarantine_dir, QUARANTINE_FILE), num_shards=1,
                                               shard_name_template=""))
     _ = (rows
-         | "Count" >> beam.Map(lambda found, events, items: json.dumps(row_counts(events, items, found)),
-                               events=beam.pvalue.AsSingleton(event_rows), items=beam.pvalue.AsSingleton(item_rows))
+         | "Count" >> beam.Map(lambda found, events, items, users: json.dumps(row_counts(events, items, found, users)),
+                               events=beam.pvalue.AsSingleton(event_rows), items=beam.pvalue.AsSingleton(item_rows),
+                               users=beam.pvalue.AsSingleton(user_rows) if user_rows is not None else None)
          | "WriteCounts" >> beam.io.WriteToText(os.path.join(quarantine_dir, ROW_COUNTS_FILE), num_shards=1,
                                                 shard_name_template=""))
 
@@ -274,12 +309,14 @@ def _bucket_timelines(bucket_files: tuple[int, Iterable[str]], history_length: i
 
 def _bucket_examples(bucket_files: tuple[int, Iterable[str]], history_length: int, split: str, eval_fraction: float,
                      seed: int, items: dict[str, Any], item_counts: dict[str, int],
-                     user_counts: dict[str, int]) -> Iterator[tuple[str, tf.train.Example]]:
-    """(split, example) of each event of one bucket's users, with the item text and the slices; the Timelines
-    step has already quarantined the repeats that this skips."""
+                     user_counts: dict[str, int], users: dict[str, input_contract.User],
+                     declared: list[features.Feature]) -> Iterator[tuple[str, tf.train.Example]]:
+    """(split, example) of each event of one bucket's users, with the item text, the declared features and the
+    slices; the Timelines step has already quarantined the repeats that this skips."""
     for events in _bucket_users(bucket_files):
         attached = [(line, event, items[event.item_id]) for line, event in events]
-        for entry in user_examples(attached, history_length, split, eval_fraction, seed):
+        user = users.get(events[0][1].user_id)
+        for entry in user_examples(attached, history_length, split, eval_fraction, seed, user, declared):
             if not _is_bad(entry):
                 yield add_slices(entry, item_counts, user_counts)
 
@@ -289,11 +326,12 @@ def EventsToSplitExamples(
     pipeline: beam.Pipeline, input_dir: str, history_length: int, split: str, eval_fraction: float, seed: int,
     quarantine_dir: str, bucket_dir: str, max_timestamp: int | None = None,
     labels: dict[str, str] = input_contract.DEFAULT_LABELS, require_text: bool = True,
+    declared: list[features.Feature] = (),
 ) -> dict[str, beam.PCollection]:
-    """Reads the two CSV files of `input_dir`; returns {'train': examples, 'eval': examples} and writes the
+    """Reads the CSV files of `input_dir`; returns {'train': examples, 'eval': examples} and writes the
     quarantined rows and row counts to `quarantine_dir`. `labels`: the label columns of the events and what their
-    values must be; `require_text`: whether an item without a title is quarantined. Events after `max_timestamp`
-    are quarantined.
+    values must be; `require_text`: whether an item without a title is quarantined; `declared`: the declared
+    features (users.csv is read when one is a user feature). Events after `max_timestamp` are quarantined.
 
     The events are grouped by user through bucket files in `bucket_dir`, which the caller removes once the
     pipeline has run."""
@@ -301,13 +339,21 @@ def EventsToSplitExamples(
     catalogue = (
         pipeline
         | "ItemsPath" >> beam.Create([os.path.join(input_dir, input_contract.ITEMS_FILE)])
-        | "ReadItems" >> beam.FlatMap(_catalogue_entries, require_text)
+        | "ReadItems" >> beam.FlatMap(_catalogue_entries, require_text, declared)
     )
     screened = (
         pipeline
         | "EventsPath" >> beam.Create([events_path])
-        | "ReadEvents" >> beam.FlatMap(input_contract.screen_events, labels=labels, max_timestamp=max_timestamp)
+        | "ReadEvents" >> beam.FlatMap(input_contract.screen_events, labels=labels, max_timestamp=max_timestamp,
+                                       declared=declared)
     )
+    reads_users = bool(features.of_source(declared, features.USERS_SOURCE))
+    user_rows = (
+        pipeline
+        | "UsersPath" >> beam.Create([os.path.join(input_dir, input_contract.USERS_FILE)] if reads_users else [])
+        | "ReadUsers" >> beam.FlatMap(_user_entries, declared)
+    )
+    users, bad_users = _split_bad(user_rows, "Users")
     events, bad_events = _split_bad(screened, "Events")
     # The catalogue is a side input (its size is the catalogue's, not the log's). A runner's GroupByKey may hold
     # its whole input in memory (the DirectRunner does), so the events are grouped by user through bucket files:
@@ -328,13 +374,16 @@ def EventsToSplitExamples(
     user_counts = (train_events | "TrainUsers" >> beam.Map(lambda entry: entry[1].user_id)
                    | "CountUsers" >> beam.combiners.Count.PerElement())
     bad_items = catalogue | "BadItems" >> beam.FlatMap(lambda entry: [entry[1]] if _is_bad(entry[1]) else [])
-    _ = ((bad_items, bad_events, unknown_items, duplicates) | "AllBad" >> beam.Flatten()
+    _ = ((bad_items, bad_events, unknown_items, duplicates, bad_users) | "AllBad" >> beam.Flatten()
          | "Quarantine" >> _WriteQuarantine(
              screened | "CountEventRows" >> beam.combiners.Count.Globally(),
-             catalogue | "CountItemRows" >> beam.combiners.Count.Globally(), quarantine_dir))
+             catalogue | "CountItemRows" >> beam.combiners.Count.Globally(),
+             user_rows | "CountUserRows" >> beam.combiners.Count.Globally() if reads_users else None,
+             quarantine_dir))
     examples = user_buckets | "AddHistorySplitAndSlices" >> beam.FlatMap(
         _bucket_examples, history_length=history_length, split=split, eval_fraction=eval_fraction, seed=seed,
-        items=items, item_counts=beam.pvalue.AsDict(item_counts), user_counts=beam.pvalue.AsDict(user_counts))
+        items=items, item_counts=beam.pvalue.AsDict(item_counts), user_counts=beam.pvalue.AsDict(user_counts),
+        users=beam.pvalue.AsDict(users), declared=declared)
     train, eval_ = examples | "Split" >> beam.Partition(lambda pair, _: int(pair[0] == EVAL), 2)
     return {
         TRAIN: train | "TrainExamples" >> beam.Values(),
@@ -486,4 +535,5 @@ class Executor(BaseExampleGenExecutor):
             max_timestamp=self._max_timestamp,
             labels=json.loads(exec_properties[LABEL_COLUMNS_KEY]),
             require_text=bool(exec_properties[REQUIRE_TEXT_KEY]),
+            declared=features.declared(json.loads(exec_properties[FEATURES_KEY])),
         )

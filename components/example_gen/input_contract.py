@@ -22,6 +22,9 @@ from models import features
 
 EVENTS_FILE = "events.csv"
 ITEMS_FILE = "items.csv"
+USERS_FILE = features.USERS_FILE
+# A declared feature's values in a row: strings (categorical: one or none) or floats (numeric: one or none).
+Values = tuple[str, ...] | tuple[float, ...]
 
 
 class InputError(ValueError):
@@ -69,20 +72,33 @@ def _printable(row: dict[Any, Any]) -> dict[str, str]:
 
 @dataclasses.dataclass(frozen=True)
 class Item:
+    """An item of the catalogue; `attributes`: its declared item features' values (feature name -> Values)."""
+
     item_id: str
     title: str
     description: str
     categories: tuple[str, ...]
+    attributes: dict[str, Values] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class User:
+    """A row of users.csv: the user's declared user features' values (feature name -> Values)."""
+
+    user_id: str
+    attributes: dict[str, Values]
 
 
 @dataclasses.dataclass(frozen=True)
 class Event:
-    """One event: its keys and its label columns' values (ints for binary labels, floats otherwise)."""
+    """One event: its keys, its label columns' values (ints for binary labels, floats otherwise) and its declared
+    context features' values (feature name -> Values)."""
 
     user_id: str
     item_id: str
     timestamp: int
     labels: dict[str, float]
+    context: dict[str, Values] = dataclasses.field(default_factory=dict)
 
 
 # The label columns of the default tasks (click and rating): column -> what its values must be.
@@ -203,13 +219,38 @@ def _whole_row(path: str, line: int, row: dict[Any, Any], header_size: int) -> N
         raise RowError(path, line, None, f"{header_size + len(row[None])} fields, but the header has {header_size}")
 
 
-def required_item_columns(require_text: bool) -> tuple[str, ...]:
-    return features.REQUIRED_ITEM_COLUMNS if require_text else (features.ITEM_ID,)
+def feature_values(path: str, line: int, row: dict[Any, Any], feature: features.Feature) -> Values:
+    """A declared feature's values in `row`: an empty field is missing (no values); so is a numeric one of the
+    feature's `missing_values`. A number that is not one, or negative under log1p, raises RowError."""
+    text = _field(path, line, row, feature.name, required=False)
+    if not text:
+        return ()
+    if feature.type == features.CATEGORICAL:
+        return (text,)
+    if feature.type == features.MULTI_CATEGORICAL:
+        return tuple(dict.fromkeys(part.strip() for part in text.split(feature.separator) if part.strip()))
+    value = _number(path, line, row, feature.name, float)
+    if value in feature.missing_values:
+        return ()
+    if feature.normalization == features.LOG1P and value < 0:
+        raise RowError(path, line, feature.name, f"{value} is negative (the feature is normalised by log1p)")
+    return (float(value),)
 
 
-def parse_item(path: str, line: int, row: dict[Any, Any], require_text: bool = True) -> Item:
+def _attributes(path: str, line: int, row: dict[Any, Any], declared: list[features.Feature]) -> dict[str, Values]:
+    return {feature.name: feature_values(path, line, row, feature) for feature in declared}
+
+
+def required_item_columns(require_text: bool, declared: list[features.Feature] = ()) -> tuple[str, ...]:
+    keys = features.REQUIRED_ITEM_COLUMNS if require_text else (features.ITEM_ID,)
+    return (*keys, *features.raw_columns(features.of_source(declared, features.ITEMS_SOURCE)))
+
+
+def parse_item(path: str, line: int, row: dict[Any, Any], require_text: bool = True,
+               declared: list[features.Feature] = ()) -> Item:
     """An item; with `require_text` (the text tower on) its title must not be empty, otherwise an item may have no
-    text at all (its title and description read as empty)."""
+    text at all (its title and description read as empty). `declared`: the declared features (the item ones are
+    read)."""
     _whole_row(path, line, row, len(row) - 1)
     categories = _field(path, line, row, features.CATEGORIES, required=False)
     return Item(
@@ -217,7 +258,14 @@ def parse_item(path: str, line: int, row: dict[Any, Any], require_text: bool = T
         title=_field(path, line, row, features.TITLE, required=require_text),
         description=_field(path, line, row, features.DESCRIPTION, required=False),
         categories=tuple(c.strip() for c in categories.split(features.CATEGORY_SEPARATOR) if c.strip()),
+        attributes=_attributes(path, line, row, features.of_source(declared, features.ITEMS_SOURCE)),
     )
+
+
+def parse_user(path: str, line: int, row: dict[Any, Any], declared: list[features.Feature]) -> User:
+    _whole_row(path, line, row, len(row) - 1)
+    return User(_field(path, line, row, features.USER_ID),
+                _attributes(path, line, row, features.of_source(declared, features.USERS_SOURCE)))
 
 
 def _label(path: str, line: int, row: dict[Any, Any], column: str, kind: str) -> float:
@@ -233,9 +281,10 @@ def _label(path: str, line: int, row: dict[Any, Any], column: str, kind: str) ->
 
 
 def parse_event(path: str, line: int, row: dict[Any, Any], labels: dict[str, str] = DEFAULT_LABELS,
-                max_timestamp: int | None = None) -> Event:
+                max_timestamp: int | None = None, declared: list[features.Feature] = ()) -> Event:
     """Raises RowError for a row that breaks the contract; `labels` maps each label column to what its values must
-    be (features.BINARY_LABEL, ...); `max_timestamp` (if given) rejects future events."""
+    be (features.BINARY_LABEL, ...); `max_timestamp` (if given) rejects future events; `declared`: the declared
+    features (the context ones are read)."""
     _whole_row(path, line, row, len(row) - 1)
     user_id = _field(path, line, row, features.USER_ID)
     item_id = _field(path, line, row, features.ITEM_ID)
@@ -245,36 +294,66 @@ def parse_event(path: str, line: int, row: dict[Any, Any], labels: dict[str, str
     if max_timestamp is not None and timestamp > max_timestamp:
         raise RowError(path, line, features.TIMESTAMP, f"{timestamp} is in the future (after {max_timestamp})")
     values = {column: _label(path, line, row, column, kind) for column, kind in labels.items()}
-    return Event(user_id=user_id, item_id=item_id, timestamp=int(timestamp), labels=values)
+    return Event(user_id=user_id, item_id=item_id, timestamp=int(timestamp), labels=values,
+                 context=_attributes(path, line, row, features.of_source(declared, features.EVENTS_SOURCE)))
 
 
-def required_event_columns(labels: dict[str, str]) -> tuple[str, ...]:
-    return (*features.EVENT_KEY_COLUMNS, *labels)
+def required_event_columns(labels: dict[str, str], declared: list[features.Feature] = ()) -> tuple[str, ...]:
+    return (*features.EVENT_KEY_COLUMNS, *labels,
+            *features.raw_columns(features.of_source(declared, features.EVENTS_SOURCE)))
 
 
-def screen_items(path: str, require_text: bool = True) -> tuple[dict[str, Item], list[BadRow]]:
-    """The catalogue's items, and the rows quarantined instead: unreadable rows, items without a title (no
-    text) when `require_text`, and later rows of an item id already defined."""
-    items: dict[str, Item] = {}
+def required_user_columns(declared: list[features.Feature]) -> tuple[str, ...]:
+    return (features.USER_ID, *features.raw_columns(features.of_source(declared, features.USERS_SOURCE)))
+
+
+def _screen_table(path: str, required: tuple[str, ...], parse: Any, key: str) -> tuple[dict[str, Any], list[BadRow]]:
+    """The readable rows of a table keyed by column `key` (parsed by `parse(path, line, row)`), and the rows
+    quarantined instead: unreadable rows and later rows of a key already defined."""
+    entries: dict[str, Any] = {}
     first_line: dict[str, int] = {}
     bad: list[BadRow] = []
-    for line, row in _rows(path, required_item_columns(require_text)):
+    for line, row in _rows(path, required):
         try:
-            item = parse_item(path, line, row, require_text)
-            if item.item_id in items:
-                raise RowError(path, line, features.ITEM_ID,
-                               f"item {item.item_id!r} already defined on line {first_line[item.item_id]}")
+            entry = parse(path, line, row)
+            name = getattr(entry, key)
+            if name in entries:
+                noun = key.removesuffix("_id")
+                raise RowError(path, line, key, f"{noun} {name!r} already defined on line {first_line[name]}")
         except RowError as error:
             bad.append(BadRow.from_error(error, path, line, row))
             continue
-        items[item.item_id] = item
-        first_line[item.item_id] = line
-    return items, bad
+        entries[name] = entry
+        first_line[name] = line
+    return entries, bad
 
 
-def read_items(path: str, require_text: bool = True) -> dict[str, Item]:
+def screen_items(path: str, require_text: bool = True, declared: list[features.Feature] = ()
+                 ) -> tuple[dict[str, Item], list[BadRow]]:
+    """The catalogue's items, and the rows quarantined instead: unreadable rows (a malformed declared feature
+    among them), items without a title (no text) when `require_text`, and later rows of an item id already
+    defined."""
+    return _screen_table(path, required_item_columns(require_text, declared),
+                         lambda *where: parse_item(*where, require_text, declared), features.ITEM_ID)
+
+
+def screen_users(path: str, declared: list[features.Feature]) -> tuple[dict[str, User], list[BadRow]]:
+    """users.csv's users, and the rows quarantined instead: unreadable rows (a malformed declared feature among
+    them) and later rows of a user id already defined."""
+    return _screen_table(path, required_user_columns(declared), lambda *where: parse_user(*where, declared),
+                         features.USER_ID)
+
+
+def read_users(path: str, declared: list[features.Feature]) -> dict[str, User]:
+    """The readable users of users.csv (quarantined rows left out), or none when no user feature is declared."""
+    if not features.of_source(declared, features.USERS_SOURCE):
+        return {}
+    return screen_users(path, declared)[0]
+
+
+def read_items(path: str, require_text: bool = True, declared: list[features.Feature] = ()) -> dict[str, Item]:
     """The catalogue's readable items (quarantined rows left out); InputError when none is readable."""
-    items, bad = screen_items(path, require_text)
+    items, bad = screen_items(path, require_text, declared)
     if not items:
         reason = f"all {len(bad)} rows are quarantined, e.g. {bad[0].describe()}" if bad else \
             "the file has a header but no rows"
@@ -282,21 +361,22 @@ def read_items(path: str, require_text: bool = True) -> dict[str, Item]:
     return items
 
 
-def screen_events(path: str, labels: dict[str, str] = DEFAULT_LABELS, max_timestamp: int | None = None
-                  ) -> Iterator[tuple[int, Event] | BadRow]:
+def screen_events(path: str, labels: dict[str, str] = DEFAULT_LABELS, max_timestamp: int | None = None,
+                  declared: list[features.Feature] = ()) -> Iterator[tuple[int, Event] | BadRow]:
     """Yields (line number, event) for every readable row of `path` and a BadRow for every other row; the
     catalogue is not consulted."""
-    for line, row in _rows(path, required_event_columns(labels)):
+    for line, row in _rows(path, required_event_columns(labels, declared)):
         try:
-            yield line, parse_event(path, line, row, labels, max_timestamp)
+            yield line, parse_event(path, line, row, labels, max_timestamp, declared)
         except RowError as error:
             yield BadRow.from_error(error, path, line, row)
 
 
-def read_events(path: str, items: dict[str, Item], labels: dict[str, str] = DEFAULT_LABELS) -> Iterator[Event]:
+def read_events(path: str, items: dict[str, Item], labels: dict[str, str] = DEFAULT_LABELS,
+                declared: list[features.Feature] = ()) -> Iterator[Event]:
     """Every event of `path`, for code that needs the whole file clean (benchmarks, data preparation): the first
     row the quarantine would take, or an event of an item not in `items`, raises InputError."""
-    for entry in screen_events(path, labels):
+    for entry in screen_events(path, labels, declared=declared):
         if isinstance(entry, BadRow):
             raise InputError(f"{os.path.join(os.path.dirname(path), entry.describe())}")
         line, event = entry
@@ -313,6 +393,7 @@ class InputFiles:
     event_rows: int
     item_rows: int
     ignored_columns: dict[str, list[str]]
+    user_rows: int = 0  # users.csv is read only when a user feature is declared
 
 
 def _check_file(path: str, required: tuple[str, ...], known: tuple[str, ...]) -> tuple[int, list[str]]:
@@ -325,16 +406,24 @@ def _check_file(path: str, required: tuple[str, ...], known: tuple[str, ...]) ->
     return rows, [column for column in header if column not in known]
 
 
-def check_input_dir(input_dir: str, labels: dict[str, str] = DEFAULT_LABELS, require_text: bool = True
-                    ) -> InputFiles:
+def check_input_dir(input_dir: str, labels: dict[str, str] = DEFAULT_LABELS, require_text: bool = True,
+                    declared: list[features.Feature] = ()) -> InputFiles:
     """The faults that reject a run, found before any work starts: a file missing, empty, not UTF-8, with broken
-    quoting, or a header without the required columns (the event keys and every label column of `labels`; an
-    item title when `require_text`). Row faults are left to ExampleGen, which quarantines them."""
+    quoting, or a header without the required columns (the event keys, every label column of `labels` and every
+    declared feature's column in its file; an item title when `require_text`; users.csv only when a user feature
+    is declared). Row faults are left to ExampleGen, which quarantines them."""
     if not os.path.isdir(input_dir):
         raise InputError(f"{input_dir}: input directory not found (it should hold {EVENTS_FILE} and {ITEMS_FILE})")
-    required = required_event_columns(labels)
+    required = required_event_columns(labels, declared)
     event_rows, event_extra = _check_file(os.path.join(input_dir, EVENTS_FILE), required, required)
-    item_rows, item_extra = _check_file(os.path.join(input_dir, ITEMS_FILE), required_item_columns(require_text),
-                                        features.ITEM_COLUMNS)
+    item_columns = required_item_columns(require_text, declared)
+    item_rows, item_extra = _check_file(os.path.join(input_dir, ITEMS_FILE), item_columns,
+                                        (*features.ITEM_COLUMNS, *item_columns))
     ignored = {name: extra for name, extra in ((EVENTS_FILE, event_extra), (ITEMS_FILE, item_extra)) if extra}
-    return InputFiles(event_rows, item_rows, ignored)
+    user_rows = 0
+    if features.of_source(declared, features.USERS_SOURCE):
+        user_columns = required_user_columns(declared)
+        user_rows, user_extra = _check_file(os.path.join(input_dir, USERS_FILE), user_columns, user_columns)
+        if user_extra:
+            ignored[USERS_FILE] = user_extra
+    return InputFiles(event_rows, item_rows, ignored, user_rows)

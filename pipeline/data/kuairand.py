@@ -19,11 +19,12 @@ import shutil
 
 from components.example_gen import input_contract
 from models import features
+from models.features import Feature
 
 LOG_PATTERN = "log_*.csv"
 VIDEOS_FILE = "video_features_basic_pure.csv"
 USERS_SOURCE_FILE = "user_features_pure.csv"
-USERS_FILE = "users.csv"
+USERS_FILE = input_contract.USERS_FILE
 UNCONVERTED_FILE = "unconverted.csv"
 
 # The log's feedback signals, kept under their own names; all are 0/1.
@@ -36,6 +37,31 @@ EVENT_COLUMNS = (*features.EVENT_KEY_COLUMNS, *SIGNALS, WATCH_RATIO, "play_time_
 # Video attributes written beside the tags; the `tag` column (comma-separated ids) becomes the categories.
 VIDEO_ATTRIBUTES = ("author_id", "video_type", "upload_type", "music_id", "music_type", "video_duration")
 ITEM_COLUMNS = (features.ITEM_ID, features.CATEGORIES, *VIDEO_ATTRIBUTES)
+
+
+# The user table's categorical columns (its ranges and one-hot codes; the raw counts are left to their ranges).
+USER_CATEGORICAL = ("user_active_degree", "is_lowactive_period", "is_live_streamer", "is_video_author",
+                    "follow_user_num_range", "fans_user_num_range", "friend_user_num_range", "register_days_range",
+                    *(f"onehot_feat{i}" for i in range(18)))
+HASH_BUCKETS = 4096  # for author and music ids: thousands of values, most seen a few times
+UTC_OFFSET_HOURS = 8.0  # Kuaishou's logs are in Beijing time
+MISSING = -124.0  # KuaiRand's code for an unknown value
+
+
+def declared_features() -> list[Feature]:
+    """KuaiRand's declared features: the tab and the hour and weekday of each exposure (context), the user table's
+    categorical columns, and the video's author, music, type, upload type and duration."""
+    context = [Feature("tab", features.EVENTS_SOURCE, features.CATEGORICAL),
+               *(Feature(part, features.EVENTS_SOURCE, features.TIMESTAMP_PART, part=part,
+                         utc_offset_hours=UTC_OFFSET_HOURS) for part in features.TIMESTAMP_PARTS)]
+    users = [Feature(name, features.USERS_SOURCE, features.CATEGORICAL) for name in USER_CATEGORICAL]
+    items = [Feature("author_id", features.ITEMS_SOURCE, features.CATEGORICAL, hash_buckets=HASH_BUCKETS),
+             Feature("music_id", features.ITEMS_SOURCE, features.CATEGORICAL, hash_buckets=HASH_BUCKETS),
+             *(Feature(name, features.ITEMS_SOURCE, features.CATEGORICAL)
+               for name in ("video_type", "upload_type", "music_type")),
+             Feature("video_duration", features.ITEMS_SOURCE, features.NUMERIC, normalization=features.LOG1P,
+                     missing_values=[MISSING])]
+    return [*context, *users, *items]
 
 
 @dataclasses.dataclass(frozen=True)

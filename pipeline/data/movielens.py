@@ -14,7 +14,7 @@ from components.example_gen import input_contract
 from models import features
 
 CLICK_THRESHOLD = 4.0
-USERS_FILE = "users.csv"
+USERS_FILE = input_contract.USERS_FILE
 USER_COLUMNS = (features.USER_ID, "age", "gender", "occupation", "zip_prefix")
 ZIP_PREFIX = 3
 

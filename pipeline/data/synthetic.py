@@ -3,8 +3,13 @@
 Every item belongs to one topic, and its title, description and categories are written from that topic's
 words, so the text carries the signal. Every user has a taste over topics. Clicks and ratings depend on the
 user's taste for the item's topic plus the item's quality, so ids, history and text all help predict them. A
-purchase follows some clicks (about 2% of the events), more often the stronger the affinity: a sparse post-click
-label. A share of the catalogue never appears in any event: cold items, recommendable only through their text.
+purchase follows some clicks (about 2% of the events), more often the stronger the affinity and the lower the
+price: a sparse post-click label. A share of the catalogue never appears in any event: cold items, recommendable
+only through their text.
+
+The declared features (`declared_features`) carry signal too: a user's age group favours two topics and their
+tenure adds to every click (users.csv; a tenure may be missing, empty or the sentinel -1), the event's device and
+hour of day shift the click (a context column and the timestamp), an item's price lowers purchases (items.csv).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import numpy as np
 
 from components.example_gen import input_contract
 from models import features
+from models.features import Feature
 
 TOPICS = {
     "space": ["galaxy", "rocket", "planet", "orbit", "astronaut", "comet", "telescope", "nebula"],
@@ -29,6 +35,24 @@ TOPICS = {
     "finance": ["market", "stock", "budget", "invest", "bank", "money", "profit", "savings"],
 }
 FILLER = ["the", "a", "guide", "story", "new", "complete", "little", "great", "life", "world", "of", "and"]
+# Declared features: each age group's favoured topics, each device's click shift, the evening hours' shift.
+AGE_GROUPS = {"18-24": ("music", "sports"), "25-34": ("travel", "cooking"), "35-49": ("finance", "garden"),
+              "50+": ("history", "garden")}
+DEVICES = {"mobile": 0.4, "desktop": 0.0, "tv": -0.6}
+DEVICE_SHARES = (0.6, 0.3, 0.1)
+EVENING_HOURS = range(18, 24)
+AGE_GROUP, TENURE_DAYS, PRICE, DEVICE, HOUR = "age_group", "tenure_days", "price", "device", "hour"
+MISSING_TENURE = -1.0
+
+
+def declared_features() -> list[Feature]:
+    """The features the generated data declares: two user features, an item feature and two context ones."""
+    return [Feature(AGE_GROUP, features.USERS_SOURCE, features.CATEGORICAL),
+            Feature(TENURE_DAYS, features.USERS_SOURCE, features.NUMERIC, normalization=features.LOG1P,
+                    missing_values=[MISSING_TENURE]),
+            Feature(PRICE, features.ITEMS_SOURCE, features.NUMERIC, normalization=features.QUANTILES, buckets=8),
+            Feature(DEVICE, features.EVENTS_SOURCE, features.CATEGORICAL),
+            Feature(HOUR, features.EVENTS_SOURCE, features.TIMESTAMP_PART, part="hour")]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,24 +90,41 @@ def _draw(rng: np.random.Generator, topic_counts: np.ndarray, topic_weights: np.
     return low
 
 
-def generate(output_dir: str, config: SyntheticConfig = SyntheticConfig()) -> tuple[str, str]:
-    """Writes events.csv and items.csv into `output_dir`; returns their paths. Same config, same bytes."""
+def generate(output_dir: str, config: SyntheticConfig = SyntheticConfig()) -> tuple[str, str, str]:
+    """Writes events.csv, items.csv and users.csv into `output_dir`; returns their paths. Same config, same bytes."""
     rng = np.random.default_rng(config.seed)
+    # The declared features draw from streams of their own, so adding one leaves the others' draws as they were.
+    feature_rng = np.random.default_rng([config.seed, 2])
     topics = sorted(TOPICS)
     os.makedirs(output_dir, exist_ok=True)
 
     item_topic = rng.integers(len(topics), size=config.num_items)
     item_quality = rng.normal(0.0, 0.5, size=config.num_items)
+    item_price = np.round(np.exp(feature_rng.normal(3.0, 0.8, size=config.num_items)), 2)
     items_path = os.path.join(output_dir, input_contract.ITEMS_FILE)
     with open(items_path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(features.ITEM_COLUMNS)
+        writer.writerow([*features.ITEM_COLUMNS, PRICE])
         for item in range(config.num_items):
             topic = topics[item_topic[item]]
             title = _text(rng, topic, 3).title()
             description = _text(rng, topic, 12) + "."
             categories = features.CATEGORY_SEPARATOR.join([topic, f"{topic}-{rng.integers(3)}"])
-            writer.writerow([f"item_{item:05d}", title, description, categories])
+            writer.writerow([f"item_{item:05d}", title, description, categories, item_price[item]])
+
+    ages = list(AGE_GROUPS)
+    user_age = feature_rng.integers(len(ages), size=config.num_users)
+    user_tenure = np.round(np.exp(feature_rng.normal(5.0, 1.2, size=config.num_users)))
+    tenure_fault = feature_rng.random(config.num_users)  # 5% empty, 5% the sentinel
+    users_path = os.path.join(output_dir, features.USERS_FILE)
+    with open(users_path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([features.USER_ID, AGE_GROUP, TENURE_DAYS])
+        for user in range(config.num_users):
+            tenure = "" if tenure_fault[user] < 0.05 else (
+                int(MISSING_TENURE) if tenure_fault[user] < 0.1 else int(user_tenure[user]))
+            writer.writerow([f"user_{user:05d}", ages[user_age[user]], tenure])
+    favoured = np.array([[topic in AGE_GROUPS[age] for topic in topics] for age in ages], np.float64)
 
     num_cold = int(round(config.cold_item_fraction * config.num_items))
     warm_items = np.sort(rng.permutation(config.num_items)[num_cold:])
@@ -94,21 +135,28 @@ def generate(output_dir: str, config: SyntheticConfig = SyntheticConfig()) -> tu
     tastes = rng.dirichlet(np.full(len(topics), 0.3), size=config.num_users)
     # Purchases draw from a stream of their own, so the other columns are what they were before purchases existed.
     purchase_rng = np.random.default_rng([config.seed, 1])
+    devices = list(DEVICES)
     events_path = os.path.join(output_dir, input_contract.EVENTS_FILE)
     start = 1_600_000_000
     with open(events_path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow([*features.DEFAULT_EVENT_COLUMNS, features.PURCHASED])
+        writer.writerow([*features.DEFAULT_EVENT_COLUMNS, features.PURCHASED, DEVICE])
         for user in range(config.num_users):
             taste = tastes[user]
             # Users mostly see items of topics they like (exposure), and sometimes anything.
             count = int(rng.integers(config.events_per_user // 2, config.events_per_user * 3 // 2 + 1))
             shown = warm_items[_draw(rng, topic_counts, taste + 0.02, count)]
             times = start + np.sort(rng.integers(0, 180 * 86_400, size=count))
-            for item, timestamp in zip(shown, times, strict=True):
-                affinity = 6.0 * taste[item_topic[item]] - 1.5 + item_quality[item]
+            device = feature_rng.choice(len(devices), size=count, p=DEVICE_SHARES)
+            user_shift = 0.1 * np.log1p(user_tenure[user]) - 0.5
+            for item, timestamp, on in zip(shown, times, device, strict=True):
+                context_shift = DEVICES[devices[on]] + (0.3 if (timestamp // 3600) % 24 in EVENING_HOURS else 0.0)
+                affinity = (6.0 * taste[item_topic[item]] - 1.5 + item_quality[item]
+                            + 0.8 * favoured[user_age[user], item_topic[item]] + user_shift + context_shift)
                 clicked = int(rng.random() < 1.0 / (1.0 + np.exp(-affinity)))
                 rating = float(np.clip(np.round(3.0 + 1.5 * np.tanh(affinity) + rng.normal(0, 0.5)), 1, 5))
-                purchased = int(clicked and purchase_rng.random() < 1.0 / (1.0 + np.exp(6.0 - 1.2 * affinity)))
-                writer.writerow([f"user_{user:05d}", f"item_{item:05d}", int(timestamp), clicked, rating, purchased])
-    return events_path, items_path
+                purchase_logit = 1.2 * affinity - 6.0 - 0.8 * (np.log(item_price[item]) - 3.0)
+                purchased = int(clicked and purchase_rng.random() < 1.0 / (1.0 + np.exp(-purchase_logit)))
+                writer.writerow([f"user_{user:05d}", f"item_{item:05d}", int(timestamp), clicked, rating, purchased,
+                                 devices[on]])
+    return events_path, items_path, users_path
