@@ -71,8 +71,9 @@ class KeyedTable(tf.Module):
         super().__init__()
         self.keys = tf.constant(keys, tf.string)
         self.size = len(keys)
+        # TF's hash tables cannot be empty; a table without rows (no user features declared) has no lookup.
         self.row_of = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(self.keys, tf.range(self.size, dtype=tf.int64)), -1)
+            tf.lookup.KeyValueTensorInitializer(self.keys, tf.range(self.size, dtype=tf.int64)), -1) if keys else None
         # Each column has one more row, empty, which unknown ids read.
         self.strings = {name: tf.constant([*column, ""], tf.string) for name, column in strings.items()}
         self.features = {feature.name: _ragged_column(feature, [row[feature.name] for row in values] + [()])
@@ -80,6 +81,8 @@ class KeyedTable(tf.Module):
 
     def rows(self, ids: tf.Tensor, wanted: tf.Tensor | None = None) -> tf.Tensor:
         """The rows of `ids`; the empty row for an unknown id, or where `wanted` is False."""
+        if self.row_of is None:
+            return tf.fill(tf.shape(ids, out_type=tf.int64), tf.constant(self.size, tf.int64))
         rows = self.row_of.lookup(ids)
         use = rows >= 0 if wanted is None else tf.logical_and(rows >= 0, wanted)
         return tf.where(use, rows, self.size)

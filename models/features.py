@@ -157,7 +157,7 @@ class Feature:
         buckets, embedded like a category);
       - "timestamp": the event timestamp's `part` ("hour" or "weekday", Monday = 0) at `utc_offset_hours`; no
         column is read.
-    `drift` and `skew`: the data checks' thresholds on this feature (null: not watched)."""
+    The data checks watch a declared column when `validation.drift` or `validation.skew` names it."""
 
     name: str = ""
     source: str = EVENTS_SOURCE
@@ -170,8 +170,6 @@ class Feature:
     missing_values: list[float] = dataclasses.field(default_factory=list)
     part: str = "hour"
     utc_offset_hours: float = 0.0
-    drift: float | None = None
-    skew: float | None = None
 
     @classmethod
     def from_config(cls, values: dict[str, Any]) -> Feature:

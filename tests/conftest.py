@@ -21,3 +21,13 @@ def exported_model(tmp_path_factory):
     from benchmarks import small_model
 
     return small_model.build(str(tmp_path_factory.mktemp("exported_model")))
+
+
+@pytest.fixture(scope="session")
+def featured_model(tmp_path_factory):
+    """(data dir, SavedModel dir) of a small real model reading the generated data's declared features: user
+    features, an item feature and context features (built once, ~40 s)."""
+    from benchmarks import small_model
+
+    return small_model.build(str(tmp_path_factory.mktemp("featured_model")),
+                             declared=synthetic.declared_features())

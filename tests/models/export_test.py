@@ -97,3 +97,70 @@ def test_retrieve_scores_are_dot_products_of_the_embedding_signatures(exported):
     expected = items[features.ITEM_EMBEDDING].numpy() @ user[features.USER_EMBEDDING].numpy()[0]
     np.testing.assert_allclose(out[features.SCORES].numpy()[0], expected, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(user[features.USER_EMBEDDING].numpy(), axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def featured(featured_model):
+    from components.example_gen import executor
+    from pipeline.data import synthetic
+
+    data_dir, model_dir = featured_model
+    declared = synthetic.declared_features()
+    items = input_contract.read_items(os.path.join(data_dir, input_contract.ITEMS_FILE), declared=declared)
+    users = input_contract.read_users(os.path.join(data_dir, input_contract.USERS_FILE), declared)
+    return tf.saved_model.load(model_dir), items, users, declared, executor
+
+
+def _featured_example(executor, declared, item, user=None, device="mobile", timestamp=1_600_000_000):
+    event = input_contract.Event("user_00002", item.item_id, timestamp, {}, {"device": (device,) if device else ()})
+    return executor.to_example(event, item, ["item_00003"], user, declared).SerializeToString()
+
+
+def test_rank_takes_the_declared_context_and_the_user_table(featured):
+    model, items, users, _, _ = featured
+    inputs = model.signatures["rank"].structured_input_signature[1]
+    assert set(inputs) == {"user_id", "history", "item_ids", "device", "timestamp"}
+    known = sorted(items)[:2]
+    args = {"user_id": tf.constant(["user_00002", "user_00002"]), "history": tf.constant([["item_00003"]] * 2),
+            "item_ids": tf.constant([known, known]), "timestamp": tf.constant([1_600_000_000] * 2, tf.int64)}
+    mobile_tv = model.signatures["rank"](device=tf.constant(["mobile", "tv"]), **args)["click"].numpy()
+    assert not np.allclose(mobile_tv[0], mobile_tv[1])  # the context reaches the ranking heads
+    unseen = model.signatures["rank"](device=tf.constant(["smartwatch", ""]), **args)["click"].numpy()
+    assert np.isfinite(unseen).all()  # a category never seen in training is OOV, a missing one is missing
+
+
+def test_serving_default_takes_user_features_from_the_table_unless_the_example_overrides_them(featured):
+    model, items, users, declared, executor = featured
+    item = items[sorted(items)[4]]
+    user = users["user_00002"]
+    from_table = model.signatures["serving_default"](examples=tf.constant([
+        _featured_example(executor, declared, item)]))["click"].numpy()
+    given = model.signatures["serving_default"](examples=tf.constant([
+        _featured_example(executor, declared, item, user)]))["click"].numpy()
+    np.testing.assert_allclose(from_table, given, rtol=1e-5)  # the table holds what ExampleGen joined
+    other_age = "18-24" if user.attributes["age_group"] != ("18-24",) else "50+"
+    overridden = input_contract.User(user.user_id, {**user.attributes, "age_group": (other_age,)})
+    changed = model.signatures["serving_default"](examples=tf.constant([
+        _featured_example(executor, declared, item, overridden)]))["click"].numpy()
+    assert not np.allclose(changed, given)  # a feature the example carries wins over the table
+    ranked = model.signatures["rank"](
+        user_id=tf.constant(["user_00002"]), history=tf.constant([["item_00003"]]),
+        item_ids=tf.constant([[item.item_id]]), device=tf.constant(["mobile"]),
+        timestamp=tf.constant([1_600_000_000], tf.int64))["click"].numpy()
+    np.testing.assert_allclose(ranked[0, 0], given[0], rtol=1e-4)  # rank reads the same user table
+
+
+def test_user_embedding_reads_the_user_table(featured):
+    """The user_embedding signature (id and history only) gives the embedding of the user's table features."""
+    model, items, users, declared, executor = featured
+    user = users["user_00002"]
+    item = items[sorted(items)[0]]
+    other_age = "18-24" if user.attributes["age_group"] != ("18-24",) else "50+"
+    overridden = input_contract.User(user.user_id, {**user.attributes, "age_group": (other_age,)})
+    served = model.signatures["serving_default"](examples=tf.constant([
+        _featured_example(executor, declared, item, user), _featured_example(executor, declared, item, overridden)]))
+    vectors = tf.math.l2_normalize(served["user_embedding"], axis=-1).numpy()
+    by_id = model.signatures["user_embedding"](user_id=tf.constant(["user_00002"]),
+                                               history=tf.constant([["item_00003"]]))["user_embedding"].numpy()
+    np.testing.assert_allclose(by_id[0], vectors[0], atol=1e-5)
+    assert not np.allclose(by_id[0], vectors[1], atol=1e-3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 
 import keras_hub
@@ -16,7 +17,8 @@ from models import features, preprocessing, text_encoder
 CONFIG = {"text_preset": "minilm", "text_max_length": 12, "history_length": 3, "max_categories": 2,
           "tasks": [{"name": "retrieval", "label": None}, {"name": "click", "label": "clicked"},
                     {"name": "rating", "label": "rating"},
-                    {"name": "log_rating", "label": "rating", "label_transform": "log1p"}]}
+                    {"name": "log_rating", "label": "rating", "label_transform": "log1p"}],
+          "features": []}
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +52,11 @@ def test_tokenizer_uses_only_ops_tf_serving_bundles(vocabulary):
     assert not {op for op in ops if op.startswith("Fast")}
 
 
-def _transform(rows):
+def _transform(rows, declared=()):
     spec = {
+        **{feature.name: tf.io.VarLenFeature(tf.float32 if feature.type == features.NUMERIC else tf.string)
+           for feature in declared if feature.column},
+        features.TIMESTAMP: tf.io.FixedLenFeature([], tf.int64),
         features.USER_ID: tf.io.FixedLenFeature([], tf.string),
         features.ITEM_ID: tf.io.FixedLenFeature([], tf.string),
         features.TITLE: tf.io.FixedLenFeature([], tf.string),
@@ -62,16 +67,17 @@ def _transform(rows):
         features.RATING: tf.io.FixedLenFeature([], tf.float32),
     }
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+    config = {**CONFIG, "features": [dataclasses.asdict(feature) for feature in declared]}
     with tft_beam.Context(temp_dir=tempfile.mkdtemp()):
         (transformed, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
-            lambda inputs: preprocessing.preprocessing_fn(inputs, CONFIG))
+            lambda inputs: preprocessing.preprocessing_fn(inputs, config))
     return transformed
 
 
-def _row(user, item, history, categories, clicked=1):
+def _row(user, item, history, categories, clicked=1, timestamp=0, **declared):
     return {features.USER_ID: user, features.ITEM_ID: item, features.TITLE: f"title {item}",
             features.DESCRIPTION: "", features.CATEGORIES: categories, features.HISTORY: history,
-            features.CLICKED: clicked, features.RATING: 4.0}
+            features.CLICKED: clicked, features.RATING: 4.0, features.TIMESTAMP: timestamp, **declared}
 
 
 def test_vocabularies_oov_and_padding():
@@ -89,3 +95,47 @@ def test_vocabularies_oov_and_padding():
     assert out[0][features.transformed_label("log_rating")] == pytest.approx(np.log1p(4.0))
     assert out[0][features.TEXT_TOKEN_IDS].shape == (CONFIG["text_max_length"],)
     assert out[0][features.TEXT_PADDING_MASK].sum() >= 4  # [CLS] title a [SEP] at least
+
+
+DECLARED = [
+    features.Feature("device", features.EVENTS_SOURCE, features.CATEGORICAL),
+    features.Feature("author", features.ITEMS_SOURCE, features.CATEGORICAL, hash_buckets=16),
+    features.Feature("tags", features.ITEMS_SOURCE, features.MULTI_CATEGORICAL, max_values=2),
+    features.Feature("age", features.USERS_SOURCE, features.NUMERIC),
+    features.Feature("tenure", features.USERS_SOURCE, features.NUMERIC, normalization=features.LOG1P),
+    features.Feature("price", features.ITEMS_SOURCE, features.NUMERIC, normalization=features.QUANTILES, buckets=2),
+    features.Feature("hour", features.EVENTS_SOURCE, features.TIMESTAMP_PART, part="hour", utc_offset_hours=8),
+    features.Feature("weekday", features.EVENTS_SOURCE, features.TIMESTAMP_PART, part="weekday"),
+]
+
+
+def test_every_declared_feature_type_becomes_a_model_input():
+    # 2022-04-25 00:30 UTC (a Monday) is 08:30 in UTC+8.
+    monday = 1650846600
+    rows = [
+        _row("u1", "a", [], [], timestamp=monday, device=["tv"], author=["x"], tags=["t1", "t2", "t3"], age=[20.0],
+             tenure=[0.0], price=[1.0]),
+        _row("u2", "b", [], [], timestamp=monday + 86400 * 6, device=["tv"], author=["y"], tags=["t2"], age=[40.0],
+             tenure=[np.e - 1], price=[9.0]),
+        _row("u3", "a", [], [], timestamp=monday, device=["phone"], author=[], tags=[], age=[], tenure=[],
+             price=[]),
+    ]
+    out = _transform(rows, DECLARED)
+    column = {feature.name: [row[feature.input_name] for row in out] for feature in DECLARED}
+    # Categorical: vocabulary by frequency (tv 2 -> 0, phone -> 1), +1 so that 0 is missing.
+    assert column["device"] == [1, 1, 2]
+    # Hashed into 16 buckets, +1 so that 0 is missing.
+    expected = (tf.strings.to_hash_bucket_fast(["x", "y"], 16) + 1).numpy().tolist()
+    assert column["author"] == [*expected, 0]
+    # Multi-categorical: t2 (2) -> 1, then ties in reverse order, t3 -> 2, t1 -> 3; the first max_values values,
+    # padded with 0.
+    assert [list(values) for values in column["tags"]] == [[3, 1], [1, 0], [0, 0]]
+    # Numeric, z-scored over the present values (mean 30, std 10), with a presence flag; missing is (0, 0).
+    np.testing.assert_allclose(np.stack(column["age"]), [[-1.0, 1.0], [1.0, 1.0], [0.0, 0.0]], atol=1e-5)
+    # log1p, then z-scored: log1p(0) = 0 and log1p(e - 1) = 1, so mean 0.5 and std 0.5.
+    np.testing.assert_allclose(np.stack(column["tenure"]), [[-1.0, 1.0], [1.0, 1.0], [0.0, 0.0]], atol=1e-5)
+    # Quantile buckets, +1 so that 0 is missing.
+    assert column["price"][2] == 0 and column["price"][0] < column["price"][1]
+    # Timestamp parts, +1: 08:30 at UTC+8 is hour 8; Monday is weekday 0, the Sunday after weekday 6.
+    assert column["hour"] == [9, 9, 9]
+    assert column["weekday"] == [1, 7, 1]

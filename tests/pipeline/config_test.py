@@ -105,6 +105,25 @@ def test_every_problem_is_reported_at_once():
     ({"text_encoder": {"mode": "thawed"}}, "text_encoder.mode: must be one of"),
     ({"text_encoder": {"backbone": {"num_layers": 1}}}, "text_encoder.backbone: needs exactly the keys"),
     ({"training": {"learning_rate": True}}, "training.learning_rate: expected float"),
+    ({"features": [{"name": "device", "type": "ordinal"}]}, "features[0].type: must be one of"),
+    ({"features": [{"name": "device", "source": "sessions"}]}, "features[0].source: must be one of"),
+    ({"features": [{"name": "hour", "source": "users", "type": "timestamp"}]},
+     "features[0].source: a timestamp part is a context feature"),
+    ({"features": [{"name": "hour", "type": "timestamp", "part": "minute"}]}, "features[0].part: must be one of"),
+    ({"features": [{"name": "price", "type": "numeric", "normalization": "minmax"}]},
+     "features[0].normalization: must be one of"),
+    ({"features": [{"name": "price", "type": "numeric", "normalization": "quantiles", "buckets": 1}]},
+     "features[0].buckets: quantiles need at least 2 buckets"),
+    ({"features": [{"name": "tags", "type": "multi_categorical", "separator": ""}]},
+     "features[0].separator: required"),
+    ({"features": [{"name": "author", "hash_buckets": -1}]}, "features[0].hash_buckets: must not be negative"),
+    ({"features": [{"name": "title"}]}, "features[0].name: 'title' is already a column mtrec reads"),
+    ({"features": [{"name": "clicked"}]}, "features[0].name: 'clicked' is already a column mtrec reads"),
+    ({"features": [{"name": "tab"}, {"name": "tab", "source": "users"}]}, "duplicate feature name(s) ['tab']"),
+    ({"features": [{"name": "tab", "colour": 1}]}, "features[0].colour: unknown key"),
+    ({"features": [{"name": "tab"}], "model": {"type": "tfrs", "tasks": [
+        {"name": "retrieval", "type": "retrieval"}, {"name": "rating", "type": "regression", "label": "rating"}]}},
+     "features: the tfrs baseline reads ids and history only"),
 ])
 def test_cross_field_problems(values, expected):
     with pytest.raises(config.ConfigError, match=None) as raised:
@@ -119,3 +138,17 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text("training: [unclosed\n")
     with pytest.raises(config.ConfigError, match="not valid YAML"):
         config.load(str(bad))
+
+
+def test_features_default_to_the_sources_own_and_can_be_watched():
+    assert config.RunConfig(data=config.Data(source="csv", path="x")).features == []
+    assert [f.name for f in config.RunConfig().features] == ["age_group", "tenure_days", "price", "device", "hour"]
+    kuairand = config.from_dict({"data": {"source": "kuairand", "path": "x"}, "text_encoder": {"mode": "off"}})
+    assert {"tab", "hour", "weekday", "user_active_degree", "author_id", "video_duration"} <= {
+        f.name for f in kuairand.features}
+    watched = config.from_dict({"data": {"source": "csv", "path": "x"},
+                                "features": [{"name": "device"}, {"name": "hour", "type": "timestamp"}],
+                                "validation": {"drift": {"device": 0.3}, "skew": {"device": 0.2}}})
+    assert watched.validation.drift == {"device": 0.3} and watched.features[0] == config.Feature("device")
+    with pytest.raises(config.ConfigError, match="validation.skew.hour: not a feature the check can watch"):
+        config.from_dict({"features": [{"name": "hour", "type": "timestamp"}], "validation": {"skew": {"hour": 0.2}}})

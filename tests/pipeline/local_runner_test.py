@@ -124,3 +124,24 @@ def test_a_run_keeps_its_temporary_files_in_a_directory_of_its_own_and_removes_i
     assert os.path.dirname(inner) == worker == run_directory  # Beam's worker processes too
     assert not os.path.exists(run_directory)
     assert tempfile.gettempdir() == before and os.environ.get("TMPDIR") == before_env
+
+
+def test_the_schema_declares_every_declared_column_by_type(tmp_path):
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    config = config_lib.from_dict({"features": [
+        {"name": "device"}, {"name": "tags", "source": "items", "type": "multi_categorical"},
+        {"name": "age", "source": "users", "type": "numeric"},
+        {"name": "tenure", "source": "users", "type": "numeric", "normalization": "log1p"},
+        {"name": "hour", "type": "timestamp"}], "validation": {"drift": {"device": 0.3}}})
+    with open(local_runner.stage_schema(str(tmp_path), config), encoding="utf-8") as handle:
+        schema = {feature.name: feature for feature in text_format.Parse(handle.read(), schema_pb2.Schema()).feature}
+    assert "hour" not in schema  # a timestamp part is computed from the timestamp
+    for name, kind, most in (("device", schema_pb2.BYTES, 1), ("tags", schema_pb2.BYTES, 0),
+                             ("age", schema_pb2.FLOAT, 1), ("tenure", schema_pb2.FLOAT, 1)):
+        assert schema[name].type == kind
+        assert (schema[name].value_count.min, schema[name].value_count.max) == (0, most)  # 0: no upper bound
+        assert schema[name].presence.min_count == 0  # a missing value is written as none
+    assert schema["tenure"].float_domain.min == 0 and not schema["age"].HasField("float_domain")
+    assert schema["device"].drift_comparator.infinity_norm.threshold == 0.3
