@@ -135,7 +135,7 @@ def prepare(events: list[input_contract.Event], items: dict[str, input_contract.
     from models import trainer
 
     catalogue = list(items.values())
-    transformed = trainer.transform_catalogue(tft_output, catalogue)
+    transformed = trainer.transform_catalogue(tft_output, catalogue, [])
     np.savez(os.path.join(directory, "catalogue.npz"), item_id=np.array([item.item_id for item in catalogue]),
              **{key: np.asarray(value) for key, value in transformed.items()})
     return directory

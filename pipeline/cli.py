@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("run_dir", help="the run's output_dir")
     report.add_argument("--output", help="where to write the page (default: RUN_DIR/report.html)")
     report.set_defaults(handler=_report)
-    generate = commands.add_parser("generate", help="write the synthetic dataset (events.csv, items.csv)")
+    generate = commands.add_parser("generate", help="write the synthetic dataset (events.csv, items.csv, users.csv)")
     generate.add_argument("--output", required=True)
     generate.set_defaults(handler=_generate)
     convert = commands.add_parser("convert-movielens", help="convert MovieLens 100K into the CSV contract")

@@ -183,12 +183,15 @@ class Beam:
 @dataclasses.dataclass
 class Evaluation:
     """Absolute thresholds, and the most a new model may lose against the latest blessed one: AUC for every
-    binary task, RMSE for every regression task."""
+    binary task, RMSE for every regression task. `slices`: declared categorical features whose values the
+    Evaluator also reports metrics for, beside the overall figures and the item popularity and user activity
+    slices; null (the default) takes the declared categorical context features (e.g. the device)."""
 
     min_auc: float = 0.6
     max_rmse: float = 1.5
     max_auc_decrease: float = 0.02
     max_rmse_increase: float = 0.1
+    slices: list[str] | None = None
 
 
 # Features the drift and skew checks may watch besides the configured tasks' label columns: the example features
@@ -243,6 +246,9 @@ class RunConfig:
             self.model.tasks = default_tasks(self.data.source)
         if self.features is None:
             self.features = default_features(self.data.source)
+        if self.evaluation.slices is None:
+            self.evaluation.slices = [feature.name for feature in features.request_features(self.features)
+                                      if feature.type == features.CATEGORICAL]
         watched = watched_labels(self.model.tasks)
         if self.validation.drift is None:
             self.validation.drift = {**DEFAULT_DRIFT, **dict.fromkeys(watched, DEFAULT_LABEL_DRIFT)}
@@ -409,6 +415,11 @@ def _check_features(config: RunConfig, problems: list[str]) -> None:
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         problems.append(f"features: duplicate feature name(s) {duplicates}")
+    sliceable = [feature.name for feature in config.features
+                 if feature.type in (features.CATEGORICAL, features.MULTI_CATEGORICAL)]
+    for name in config.evaluation.slices:
+        if name not in sliceable:
+            problems.append(f"evaluation.slices: {name!r} is not a declared categorical feature (one of {sliceable})")
 
 
 def _check_validation(validation: Validation, watched_columns: list[str], problems: list[str]) -> None:

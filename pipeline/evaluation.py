@@ -63,7 +63,9 @@ def eval_config(thresholds: Evaluation, tasks: list[Task]) -> tfma.EvalConfig:
                        *(tfma.MetricsSpec(output_names=[task.name], query_key=features.USER_ID, metrics=[
                            tfma.MetricConfig(class_name="GAUC", module=tfma_metrics.__name__)])
                          for task in ranking if task.type == "binary")],
-        # Overall, and per item popularity (cold items included) and user activity bucket.
+        # Overall, per item popularity (cold items included) and user activity bucket, and per value of each
+        # declared feature named in `thresholds.slices`.
         slicing_specs=[tfma.SlicingSpec(),
-                       *(tfma.SlicingSpec(feature_keys=[name]) for name in features.SLICE_FEATURES)],
+                       *(tfma.SlicingSpec(feature_keys=[name])
+                         for name in (*features.SLICE_FEATURES, *thresholds.slices))],
     )

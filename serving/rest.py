@@ -168,6 +168,8 @@ class _Converter:
                 raise self.fail(f"{self.path(index)} = {value} is out of the range of {dtype.name}")
             return value
         if self.is_floating:
+            if value is None:  # a missing value (e.g. a numeric context feature of `rank`), as NaN
+                return math.nan
             if not isinstance(value, int | float):
                 raise self.wrong_type(value, index)
             try:

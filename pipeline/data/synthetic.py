@@ -155,7 +155,7 @@ def generate(output_dir: str, config: SyntheticConfig = SyntheticConfig()) -> tu
                             + 0.8 * favoured[user_age[user], item_topic[item]] + user_shift + context_shift)
                 clicked = int(rng.random() < 1.0 / (1.0 + np.exp(-affinity)))
                 rating = float(np.clip(np.round(3.0 + 1.5 * np.tanh(affinity) + rng.normal(0, 0.5)), 1, 5))
-                purchase_logit = 1.2 * affinity - 6.0 - 0.8 * (np.log(item_price[item]) - 3.0)
+                purchase_logit = 1.2 * affinity - 6.6 - 0.8 * (np.log(item_price[item]) - 3.0)
                 purchased = int(clicked and purchase_rng.random() < 1.0 / (1.0 + np.exp(-purchase_logit)))
                 writer.writerow([f"user_{user:05d}", f"item_{item:05d}", int(timestamp), clicked, rating, purchased,
                                  devices[on]])

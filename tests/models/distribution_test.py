@@ -81,7 +81,7 @@ def trained(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("distribution")
     synthetic.generate(str(root / "data"), small_model.DATA)
-    examples = small_model._examples(str(root / "data"))
+    examples = small_model._examples(str(root / "data"), [])
     tft_output = in_process.analyze(examples, small_model.TRANSFORM_CONFIG, str(root / "transform"))
     np.savez(root / "transformed.npz", **in_process.transform(tft_output, examples))
     assert len(examples) % BATCH_SIZE == 33

@@ -202,6 +202,8 @@ def test_valid_configs_take_what_they_name_and_round_trip(values, yaml_path):
         expected["model"]["tasks"] = [dataclasses.asdict(task) for task in config.default_tasks(loaded.data.source)]
     if values.get("features") is None:  # null (or left out) means the data source's declared features
         expected["features"] = [dataclasses.asdict(feature) for feature in config.default_features(loaded.data.source)]
+    if values.get("evaluation", {}).get("slices") is None:  # null (or left out): the categorical context features
+        expected["evaluation"]["slices"] = config.RunConfig(features=loaded.features).evaluation.slices
     for check in ("drift", "skew"):  # null (or left out) means the defaults for the configured tasks' labels
         if values.get("validation", {}).get(check) is None:
             expected["validation"][check] = getattr(config.RunConfig(model=loaded.model).validation, check)

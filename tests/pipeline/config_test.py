@@ -121,6 +121,8 @@ def test_every_problem_is_reported_at_once():
     ({"features": [{"name": "clicked"}]}, "features[0].name: 'clicked' is already a column mtrec reads"),
     ({"features": [{"name": "tab"}, {"name": "tab", "source": "users"}]}, "duplicate feature name(s) ['tab']"),
     ({"features": [{"name": "tab", "colour": 1}]}, "features[0].colour: unknown key"),
+    ({"features": [{"name": "age", "type": "numeric"}], "evaluation": {"slices": ["age", "tab"]}},
+     "evaluation.slices: 'age' is not a declared categorical feature (one of [])"),
     ({"features": [{"name": "tab"}], "model": {"type": "tfrs", "tasks": [
         {"name": "retrieval", "type": "retrieval"}, {"name": "rating", "type": "regression", "label": "rating"}]}},
      "features: the tfrs baseline reads ids and history only"),
@@ -150,5 +152,7 @@ def test_features_default_to_the_sources_own_and_can_be_watched():
                                 "features": [{"name": "device"}, {"name": "hour", "type": "timestamp"}],
                                 "validation": {"drift": {"device": 0.3}, "skew": {"device": 0.2}}})
     assert watched.validation.drift == {"device": 0.3} and watched.features[0] == config.Feature("device")
+    assert watched.evaluation.slices == ["device"]  # the categorical context features by default
+    assert config.RunConfig().evaluation.slices == ["device"]
     with pytest.raises(config.ConfigError, match="validation.skew.hour: not a feature the check can watch"):
         config.from_dict({"features": [{"name": "hour", "type": "timestamp"}], "validation": {"skew": {"hour": 0.2}}})

@@ -74,3 +74,9 @@ def test_gauc_is_computed_per_user_by_tfma_and_loads_from_the_eval_config():
     combiner.add_input(second, user([1, 1], [0.3, 0.4]))  # positives only: no AUC, left out
     (value,) = combiner.extract_output(combiner.merge_accumulators([first, second])).values()
     assert value == pytest.approx(1.5 / 5)
+
+
+def test_declared_features_named_in_slices_are_sliced_by():
+    config = evaluation.eval_config(Evaluation(slices=["device", "age_group"]), default_tasks())
+    assert [list(s.feature_keys) for s in config.slicing_specs] == [
+        [], *([n] for n in features.SLICE_FEATURES), ["device"], ["age_group"]]

@@ -14,9 +14,9 @@ from models import features
 from pipeline.data import synthetic
 from tests.conftest import SMALL
 
-# sha256 of the user, item, timestamp, clicked and rating columns that the generator wrote, before purchases
-# existed, for SyntheticConfig(num_users=300, num_items=80, seed=5).
-PRE_PURCHASE_DIGEST = "5660e7b9a88fa5a1"
+# sha256 of the user, item, timestamp, clicked and rating columns for SyntheticConfig(num_users=300, num_items=80,
+# seed=5): the generated data changes only on purpose (it last did when the declared features joined the clicks).
+EVENTS_DIGEST = "4b82bd41852cb4ea"
 
 
 def test_same_config_same_bytes(tmp_path):
@@ -67,7 +67,7 @@ def test_clicks_depend_on_taste():
     assert sum(favourite) / len(favourite) > 1.5 * sum(other) / len(other)
 
 
-def test_purchases_are_sparse_follow_clicks_and_leave_the_other_columns_as_they_were(tmp_path):
+def test_purchases_are_sparse_and_follow_clicks_and_the_data_changes_only_on_purpose(tmp_path):
     synthetic.generate(str(tmp_path), synthetic.SyntheticConfig(num_users=300, num_items=80, seed=5))
     with open(tmp_path / input_contract.EVENTS_FILE, encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
@@ -75,12 +75,36 @@ def test_purchases_are_sparse_follow_clicks_and_leave_the_other_columns_as_they_
     clicked = np.array([int(row[features.CLICKED]) for row in rows])
     assert 0.01 < purchased.mean() < 0.04  # about 2% of the events
     assert not (purchased & (1 - clicked)).any()  # only clicked events are purchased
-    # Purchases draw from their own random stream: the columns that existed before are unchanged (this digest
-    # is of the clicks and ratings as generated before purchases were added).
     import hashlib
 
-    before = "\n".join(",".join(row[name] for name in features.DEFAULT_EVENT_COLUMNS) for row in rows)
-    assert hashlib.sha256(before.encode()).hexdigest()[:16] == PRE_PURCHASE_DIGEST
+    columns = "\n".join(",".join(row[name] for name in features.DEFAULT_EVENT_COLUMNS) for row in rows)
+    assert hashlib.sha256(columns.encode()).hexdigest()[:16] == EVENTS_DIGEST
+
+
+def test_declared_features_carry_signal_and_missing_values(tmp_path):
+    """Every declared column is written and follows the contract; the device shifts clicks; some tenures are
+    missing, as empty fields and as the declared sentinel."""
+    directory = str(tmp_path)
+    synthetic.generate(directory, synthetic.SyntheticConfig(num_users=300, num_items=80, seed=5))
+    declared = synthetic.declared_features()
+    labels = {features.CLICKED: features.BINARY_LABEL, features.RATING: features.NUMERIC_LABEL,
+              features.PURCHASED: features.BINARY_LABEL}
+    assert input_contract.check_input_dir(directory, labels, declared=declared).ignored_columns == {}
+    items = input_contract.read_items(os.path.join(directory, input_contract.ITEMS_FILE), declared=declared)
+    users, bad = input_contract.screen_users(os.path.join(directory, input_contract.USERS_FILE), declared)
+    assert bad == [] and len(users) == 300
+    assert all(item.attributes[synthetic.PRICE] for item in items.values())
+    with open(os.path.join(directory, input_contract.USERS_FILE), encoding="utf-8") as handle:
+        tenures = [row[synthetic.TENURE_DAYS] for row in csv.DictReader(handle)]
+    assert "" in tenures and "-1" in tenures
+    assert sum(not user.attributes[synthetic.TENURE_DAYS] for user in users.values()) == \
+        tenures.count("") + tenures.count("-1")
+    by_device = collections.defaultdict(list)
+    for event in input_contract.read_events(os.path.join(directory, input_contract.EVENTS_FILE), items,
+                                            declared=declared):
+        by_device[event.context[synthetic.DEVICE][0]].append(event.labels[features.CLICKED])
+    rates = {device: np.mean(clicks) for device, clicks in by_device.items()}
+    assert rates["mobile"] > rates["desktop"] > rates["tv"] + 0.05
 
 
 def test_draw_is_numpys_weighted_choice():

@@ -387,3 +387,11 @@ def test_well_formed_requests_are_answered_with_one_row_per_instance(signatures,
         assert len(value) == batch
         flat = np.array(value, dtype=object).ravel()
         assert all(not isinstance(v, float) or math.isfinite(v) for v in flat)
+
+
+def test_null_is_a_missing_number_where_the_signature_takes_floats():
+    """A numeric context feature of `rank` may be missing: JSON null becomes NaN, which the model reads as missing;
+    where the signature takes integers or strings null stays a fault (BAD_REQUESTS)."""
+    converter = rest._Converter("price", tf.TensorSpec([None], tf.float32), "")
+    converted = converter.convert([1.5, None])
+    assert converted[0] == 1.5 and math.isnan(converted[1])
