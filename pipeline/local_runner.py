@@ -312,7 +312,9 @@ def run(config: config_lib.RunConfig, verbose: bool = False, progress: bool = Tr
     summary = run_summary.summarise(paths.metadata)
     summary.update({"status": "succeeded", "input": {**inputs, **run_summary.quarantine(paths.metadata)},
                     "output_dir": paths.output_dir,
-                    "thresholds": dataclasses.asdict(config.evaluation), "seconds": round(time.time() - started, 1)})
+                    "thresholds": {name: value for name, value in dataclasses.asdict(config.evaluation).items()
+                                   if name != "slices"},
+                    "seconds": round(time.time() - started, 1)})
     summary["report"] = report.write(paths.output_dir, summary)
     _write_json(paths.summary, summary)  # last: its presence with "succeeded" marks a finished run
     return summary
