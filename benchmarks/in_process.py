@@ -28,17 +28,19 @@ from pipeline import config, local_runner
 _BATCH = 4096
 
 
-def raw_schema(declared: list[features.Feature] = ()) -> schema_pb2.Schema:
-    """The curated schema with the CSV contract's default label columns (clicked and rating), which these
-    benchmarks train on, and the `declared` features' columns."""
-    return text_format.Parse(local_runner.labelled_schema(config.default_tasks(), declared), schema_pb2.Schema())
+def raw_schema(declared: list[features.Feature] = (), tasks: list[config.Task] | None = None) -> schema_pb2.Schema:
+    """The curated schema with the label columns of `tasks` (default: the CSV contract's, clicked and rating) and
+    the `declared` features' columns."""
+    return text_format.Parse(local_runner.labelled_schema(tasks or config.default_tasks(), declared),
+                             schema_pb2.Schema())
 
 
 def analyze(train: list[tf.train.Example], transform_config: dict[str, Any], transform_dir: str,
-            declared: list[features.Feature] = ()) -> tft.TFTransformOutput:
+            declared: list[features.Feature] = (), tasks: list[config.Task] | None = None) -> tft.TFTransformOutput:
     """Analyzes `train` with the pipeline's preprocessing_fn and writes the transform graph to `transform_dir`;
-    `declared`: the declared features `transform_config` names."""
-    schema = raw_schema(declared)
+    `declared` and `tasks`: the declared features and the tasks `transform_config` names (default: the CSV
+    contract's)."""
+    schema = raw_schema(declared, tasks)
     source = tfxio.TFExampleBeamRecord(physical_format="inmem", telemetry_descriptors=["mtrec"], schema=schema)
     os.makedirs(transform_dir, exist_ok=True)
     with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=tempfile.mkdtemp(dir=transform_dir)):

@@ -157,11 +157,26 @@ def _benchmark(args: argparse.Namespace) -> int:
                                    log=lambda line: print(f"mtrec: {line}", flush=True))
         print(json.dumps(report["targets"], indent=2))
         print("mtrec: wrote " + ", ".join(movielens.write(report, args.output)))
+    elif args.name == "kuairand":
+        _kuairand(args)
     elif args.name == "scale":
         _scale(args)
     elif args.name == "reliability":
         _reliability(args)
     return 0
+
+
+def _kuairand(args: argparse.Namespace) -> None:
+    import tempfile
+
+    from benchmarks import kuairand
+
+    if not args.data:
+        raise InputError("benchmark kuairand: --data DIR (the KuaiRand-Pure files) is required")
+    with tempfile.TemporaryDirectory(prefix="mtrec-kuairand-") as work_dir:
+        report = kuairand.run(args.data, work_dir, log=lambda line: print(f"mtrec: {line}", flush=True))
+    print(json.dumps(report["targets"], indent=2))
+    print("mtrec: wrote " + ", ".join(kuairand.write(report, args.output)))
 
 
 def _reliability(args: argparse.Namespace) -> None:
@@ -271,8 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     recommend.add_argument("--model-name", default=DEFAULT_MODEL_NAME)
     recommend.set_defaults(handler=_recommend)
     benchmark = commands.add_parser("benchmark", help="run a benchmark; results go to JSON and markdown")
-    benchmark.add_argument("name", choices=["serving", "movielens", "scale", "reliability"])
-    benchmark.add_argument("--data", help="movielens: directory of the GroupLens ML-100K files")
+    benchmark.add_argument("name", choices=["serving", "movielens", "kuairand", "scale", "reliability"])
+    benchmark.add_argument("--data", help="movielens: directory of the GroupLens ML-100K files; kuairand: of the "
+                                          "KuaiRand-Pure files")
     benchmark.add_argument("--output", default="benchmarks/results")
     benchmark.add_argument("--requests", type=int, default=200, help="timed requests per measurement")
     benchmark.add_argument("--sizes", type=_sizes, help="scale: events per size, e.g. 100000,1000000,5000000 "
