@@ -41,13 +41,19 @@ def _run_to_transform(output_dir: str, beam: dict) -> str:
 
 def _records_per_split(artifact_root: str) -> dict[str, collections.Counter]:
     """Split name -> multiset of its records, each parsed and serialized deterministically (shard files differ
-    between modes; the records must not)."""
+    between modes; the records must not). Floats are compared to 5 decimals: a z-scored feature's mean and
+    variance are float sums whose order follows the bundles (1e-7 apart between the modes)."""
     splits: dict[str, collections.Counter] = {}
     for path in glob.glob(os.path.join(artifact_root, "*", "Split-*", "*.gz")):
         split = os.path.basename(os.path.dirname(path))
         for record in tf.data.TFRecordDataset(path, compression_type="GZIP").as_numpy_iterator():
-            example = tf.train.Example.FromString(record).SerializeToString(deterministic=True)
-            splits.setdefault(split, collections.Counter())[example] += 1
+            example = tf.train.Example.FromString(record)
+            for feature in example.features.feature.values():
+                if feature.HasField("float_list"):
+                    rounded = [round(value, 5) for value in feature.float_list.value]
+                    del feature.float_list.value[:]
+                    feature.float_list.value.extend(rounded)
+            splits.setdefault(split, collections.Counter())[example.SerializeToString(deterministic=True)] += 1
     return splits
 
 

@@ -90,7 +90,8 @@ def test_model_learns_and_is_blessed_and_pushed(finished_run):
     # Nothing of the generated input was quarantined, and every row is accounted for.
     assert summary["input"]["quarantine"] == {
         "events.csv": {"rows": summary["input"]["events"], "quarantined": 0, "by_column": {}},
-        "items.csv": {"rows": summary["input"]["items"], "quarantined": 0, "by_column": {}}}
+        "items.csv": {"rows": summary["input"]["items"], "quarantined": 0, "by_column": {}},
+        "users.csv": {"rows": summary["input"]["users"], "quarantined": 0, "by_column": {}}}
 
 
 def test_pushed_model_scores_examples_in_a_fresh_process(finished_run):
