@@ -185,13 +185,24 @@ class Evaluation:
     """Absolute thresholds, and the most a new model may lose against the latest blessed one: AUC for every
     binary task, RMSE for every regression task. `slices`: declared categorical features whose values the
     Evaluator also reports metrics for, beside the overall figures and the item popularity and user activity
-    slices; null (the default) takes the declared categorical context features (e.g. the device)."""
+    slices; null (the default) takes the declared categorical context features (e.g. the device). `per_task`:
+    task name -> thresholds of its own that replace the ones above for that task, e.g. `{follow: {min_auc: 0.55}}`
+    for a sparse signal."""
 
     min_auc: float = 0.6
     max_rmse: float = 1.5
     max_auc_decrease: float = 0.02
     max_rmse_increase: float = 0.1
     slices: list[str] | None = None
+    per_task: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+
+    def for_task(self, name: str) -> Evaluation:
+        """The thresholds that apply to task `name`."""
+        return dataclasses.replace(self, **self.per_task.get(name, {}))
+
+
+# The thresholds `evaluation.per_task` may set, by the task type they apply to.
+_TASK_THRESHOLDS = {"binary": ("min_auc", "max_auc_decrease"), "regression": ("max_rmse", "max_rmse_increase")}
 
 
 # Features the drift and skew checks may watch besides the configured tasks' label columns: the example features
@@ -415,11 +426,31 @@ def _check_features(config: RunConfig, problems: list[str]) -> None:
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         problems.append(f"features: duplicate feature name(s) {duplicates}")
+    _check_per_task(config, problems)
     sliceable = [feature.name for feature in config.features
                  if feature.type in (features.CATEGORICAL, features.MULTI_CATEGORICAL)]
     for name in config.evaluation.slices:
         if name not in sliceable:
             problems.append(f"evaluation.slices: {name!r} is not a declared categorical feature (one of {sliceable})")
+
+
+def _check_per_task(config: RunConfig, problems: list[str]) -> None:
+    by_name = {task.name: task for task in config.model.tasks}
+    for name, thresholds in config.evaluation.per_task.items():
+        where = f"evaluation.per_task.{name}"
+        task = by_name.get(name)
+        if task is None or task.type not in _TASK_THRESHOLDS:
+            problems.append(f"{where}: not a binary or regression task (tasks: {sorted(by_name)})")
+            continue
+        for key, value in thresholds.items():
+            if key not in _TASK_THRESHOLDS[task.type]:
+                problems.append(f"{where}.{key}: a {task.type} task's thresholds are "
+                                f"{list(_TASK_THRESHOLDS[task.type])}")
+            elif key == "min_auc" and not 0 < value < 1:
+                problems.append(f"{where}.{key}: must be between 0 and 1, got {value}")
+            elif value < 0 or (key == "max_rmse" and value == 0):
+                problems.append(f"{where}.{key}: must {'be positive' if key == 'max_rmse' else 'not be negative'}, "
+                                f"got {value}")
 
 
 def _check_validation(validation: Validation, watched_columns: list[str], problems: list[str]) -> None:

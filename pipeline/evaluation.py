@@ -47,8 +47,9 @@ def _task_metrics(task: Task, thresholds: Evaluation) -> tfma.MetricsSpec:
 
 def eval_config(thresholds: Evaluation, tasks: list[Task]) -> tfma.EvalConfig:
     """Per ranking task: binary -> AUC (gated), GAUC, calibration, mean label and prediction; regression -> RMSE
-    (gated); both -> example count. A task conditioned on another (`given`, not entire-space) is weighted by the
-    given task's label. Retrieval is measured by the benchmarks, not by TFMA."""
+    (gated); both -> example count. A task's gates are its `per_task` thresholds where it has them. A task
+    conditioned on another (`given`, not entire-space) is weighted by the given task's label. Retrieval is measured
+    by the benchmarks, not by TFMA."""
     ranking = [task for task in tasks if task.type != "retrieval"]
     labels = {task.name: task.label for task in tasks}
     return tfma.EvalConfig(
@@ -58,7 +59,7 @@ def eval_config(thresholds: Evaluation, tasks: list[Task]) -> tfma.EvalConfig:
             # A conditioned task is measured where it is trained: on the events whose given label is 1.
             example_weight_keys={task.name: labels[task.given] for task in ranking
                                  if task.given and not task.entire_space})],
-        metrics_specs=[*(_task_metrics(task, thresholds) for task in ranking),
+        metrics_specs=[*(_task_metrics(task, thresholds.for_task(task.name)) for task in ranking),
                        # GAUC: each user's AUC, averaged by the user's impressions (TFMA groups examples by user).
                        *(tfma.MetricsSpec(output_names=[task.name], query_key=features.USER_ID, metrics=[
                            tfma.MetricConfig(class_name="GAUC", module=tfma_metrics.__name__)])
@@ -67,5 +68,5 @@ def eval_config(thresholds: Evaluation, tasks: list[Task]) -> tfma.EvalConfig:
         # declared feature named in `thresholds.slices`.
         slicing_specs=[tfma.SlicingSpec(),
                        *(tfma.SlicingSpec(feature_keys=[name])
-                         for name in (*features.SLICE_FEATURES, *thresholds.slices))],
+                         for name in (*features.SLICE_FEATURES, *(thresholds.slices or ())))],
     )

@@ -313,7 +313,8 @@ def run(config: config_lib.RunConfig, verbose: bool = False, progress: bool = Tr
     summary.update({"status": "succeeded", "input": {**inputs, **run_summary.quarantine(paths.metadata)},
                     "output_dir": paths.output_dir,
                     "thresholds": {name: value for name, value in dataclasses.asdict(config.evaluation).items()
-                                   if name != "slices"},
+                                   if name not in ("slices", "per_task")},
+                    "task_thresholds": config.evaluation.per_task,
                     "seconds": round(time.time() - started, 1)})
     summary["report"] = report.write(paths.output_dir, summary)
     _write_json(paths.summary, summary)  # last: its presence with "succeeded" marks a finished run

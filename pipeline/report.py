@@ -252,7 +252,9 @@ def _evaluation_section(artifacts: dict[str, list[Any]], summary: dict[str, Any]
     if thresholds:
         parts.append("<p>Thresholds (all on the overall slice): " + ", ".join(
             f"{_e(name)} {value:g}" for name, value in thresholds.items())
-            + ". The change thresholds compare with the baseline and apply only when there is one.</p>")
+            + ". The change thresholds compare with the baseline and apply only when there is one."
+            + "".join(f" {_e(task)}'s own: " + ", ".join(f"{_e(name)} {value:g}" for name, value in own.items()) + "."
+                      for task, own in summary.get("task_thresholds", {}).items()) + "</p>")
     blessed = summary.get("blessed")
     if blessed:
         parts.append('<p class="ok">Blessed: every absolute threshold and change threshold held.</p>')

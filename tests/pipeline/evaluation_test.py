@@ -80,3 +80,14 @@ def test_declared_features_named_in_slices_are_sliced_by():
     config = evaluation.eval_config(Evaluation(slices=["device", "age_group"]), default_tasks())
     assert [list(s.feature_keys) for s in config.slicing_specs] == [
         [], *([n] for n in features.SLICE_FEATURES), ["device"], ["age_group"]]
+
+
+def test_a_task_may_have_thresholds_of_its_own():
+    tasks = [Task("click", "binary", "is_click"), Task("follow", "binary", "is_follow"),
+             Task("watch", "regression", "watch_ratio")]
+    config = evaluation.eval_config(Evaluation(per_task={"follow": {"min_auc": 0.55}, "watch": {"max_rmse": 3.0}}),
+                                    tasks)
+    assert _metric(config, "click", "AUC").threshold.value_threshold.lower_bound.value == 0.6
+    assert _metric(config, "follow", "AUC").threshold.value_threshold.lower_bound.value == 0.55
+    assert _metric(config, "follow", "AUC").threshold.change_threshold.absolute.value == -0.02  # the overall one
+    assert _metric(config, "watch", "RootMeanSquaredError").threshold.value_threshold.upper_bound.value == 3.0
