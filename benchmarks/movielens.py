@@ -10,7 +10,10 @@ In one run it trains, each in its own process (so peak memory is the model's own
   PLE) and epoch count chosen on a validation split carved out of the training split (never the test split),
   then retrained on the whole training split;
 - a cold-start split: 10% of the items lose all their training events; ids-only and text models are compared
-  on those items' Recall@100.
+  on those items' Recall@100;
+- a cold-user split: 10% of the users lose all their training events, so they come with no history and an id the
+  model never trained; the chosen ids-only model with and without the user features (u.user's age, gender,
+  occupation and zip prefix) is compared on those users' test pairs (Recall@100 and RMSE).
 A popularity / global-mean row is the trivial baseline. Features come from the pipeline's own ExampleGen
 functions and Transform; history holds only training events (strictly earlier), so no test pair leaks in.
 """
@@ -37,6 +40,7 @@ PROTOCOL_SEED = 42
 TRAIN_FRACTION = 0.8
 VALIDATION_FRACTION = 0.1
 COLD_ITEM_FRACTION = 0.1
+COLD_USER_FRACTION = 0.1
 HISTORY_LENGTH = 20
 EVAL_BATCH = 2048
 ARCHITECTURES = ("shared_bottom", "mmoe", "ple")
@@ -94,10 +98,30 @@ def cold_split(events: list[input_contract.Event], train: np.ndarray, test: np.n
     return train[keep], cold_test, cold
 
 
+def cold_user_split(events: list[input_contract.Event], train: np.ndarray, test: np.ndarray, seed: int
+                    ) -> tuple[np.ndarray, np.ndarray, set[str]]:
+    """Removes every training event of a random 10% of the users; returns (train, their test pairs, the users)."""
+    user_ids = sorted({event.user_id for event in events})
+    rng = np.random.default_rng(seed)
+    cold = set(rng.choice(user_ids, size=max(1, round(len(user_ids) * COLD_USER_FRACTION)), replace=False))
+    keep = np.array([events[i].user_id not in cold for i in train])
+    cold_test = np.array([i for i in test if events[i].user_id in cold], np.int64)
+    return train[keep], cold_test, cold
+
+
+@dataclasses.dataclass(frozen=True)
+class Users:
+    """The user table and its declared features, which every example carries (a model reads them only when its
+    configuration declares them)."""
+
+    table: dict[str, input_contract.User] = dataclasses.field(default_factory=dict)
+    declared: tuple[features.Feature, ...] = ()
+
+
 def examples(events: list[input_contract.Event], items: dict[str, input_contract.Item], rows: np.ndarray,
-             train: np.ndarray) -> list[Any]:
-    """tf.Examples for `rows`: history from the user's *training* events strictly before each event, and
-    the evaluation slices from training counts, built with ExampleGen's own functions."""
+             train: np.ndarray, users: Users | None = None) -> list[Any]:
+    """tf.Examples for `rows`: history from the user's *training* events strictly before each event, the user's
+    declared features, and the evaluation slices from training counts, built with ExampleGen's own functions."""
     by_user: dict[str, list[tuple[int, str]]] = collections.defaultdict(list)
     for i in train:
         by_user[events[i].user_id].append((events[i].timestamp, events[i].item_id))
@@ -105,31 +129,36 @@ def examples(events: list[input_contract.Event], items: dict[str, input_contract
         history.sort()
     item_counts = collections.Counter(events[i].item_id for i in train)
     user_counts = collections.Counter(events[i].user_id for i in train)
+    users = users or Users()
     result = []
     for i in rows:
         event = events[i]
         earlier = by_user.get(event.user_id, [])
         end = bisect.bisect_left(earlier, (event.timestamp, ""))
         history = [item for _, item in earlier[max(0, end - HISTORY_LENGTH):end]][::-1]
-        example = executor.to_example(event, items[event.item_id], history)
+        example = executor.to_example(event, items[event.item_id], history, users.table.get(event.user_id),
+                                      users.declared)
         result.append(executor.add_slices(("", example), item_counts, user_counts)[1])
     return result
 
 
-def transform_config(settings: Settings) -> dict[str, Any]:
+def transform_config(settings: Settings, declared: tuple[features.Feature, ...] = ()) -> dict[str, Any]:
     return {"text_preset": settings.text_preset, "text_max_length": settings.text_max_length,
-            "history_length": HISTORY_LENGTH, "max_categories": 4, "tasks": TASKS, "features": []}
+            "history_length": HISTORY_LENGTH, "max_categories": 4, "tasks": TASKS,
+            "features": [dataclasses.asdict(feature) for feature in declared]}
 
 
 def prepare(events: list[input_contract.Event], items: dict[str, input_contract.Item], train: np.ndarray,
-            others: dict[str, np.ndarray], settings: Settings, directory: str) -> str:
+            others: dict[str, np.ndarray], settings: Settings, directory: str, users: Users | None = None) -> str:
     """Transforms the splits (analyzing only `train`) and saves their columns and the catalogue's as .npz."""
     from benchmarks import in_process
 
-    tft_output = in_process.analyze(examples(events, items, train, train), transform_config(settings),
-                                    os.path.join(directory, "transform"))
+    users = users or Users()
+    tft_output = in_process.analyze(examples(events, items, train, train, users),
+                                    transform_config(settings, users.declared), os.path.join(directory, "transform"),
+                                    list(users.declared))
     for name, rows in {"train": train, **others}.items():
-        columns = in_process.transform(tft_output, examples(events, items, rows, train))
+        columns = in_process.transform(tft_output, examples(events, items, rows, train, users))
         np.savez(os.path.join(directory, f"{name}.npz"), item_id=np.array([events[i].item_id for i in rows]),
                  **columns)
     from models import trainer
@@ -225,6 +254,7 @@ class Job:
     rating_weight: float = 1.0
     retrieval_weight: float = 1.0
     per_epoch: bool = False
+    declared: tuple[features.Feature, ...] = ()  # the declared features the model reads
 
 
 def _load(directory: str, name: str) -> dict[str, np.ndarray]:
@@ -242,7 +272,8 @@ def mtrec_config(job: Job, settings: Settings) -> dict[str, Any]:
                               backbone=settings.text_backbone)
     training = config.Training(batch_size=settings.batch_size, learning_rate=settings.learning_rate, seed=settings.seed)
     return {"model": {**dataclasses.asdict(model), "tasks": TASKS}, "text_encoder": dataclasses.asdict(text),
-            "training": dataclasses.asdict(training), "features": []}
+            "training": dataclasses.asdict(training),
+            "features": [dataclasses.asdict(feature) for feature in job.declared]}
 
 
 def _fit_dataset(columns: dict[str, np.ndarray], batch_size: int, seed: int, reshuffle: bool) -> Any:
@@ -336,19 +367,25 @@ def select(results: list[dict[str, Any]]) -> tuple[str, int, float]:
 
 # === The run ===
 
-def load_movielens(data_dir: str, work_dir: str) -> tuple[list[input_contract.Event], dict[str, input_contract.Item]]:
-    """The GroupLens files as contract events (in u.data order, which the protocol's shuffle starts from)."""
+def load_movielens(data_dir: str, work_dir: str
+                   ) -> tuple[list[input_contract.Event], dict[str, input_contract.Item], Users]:
+    """The GroupLens files as contract events (in u.data order, which the protocol's shuffle starts from), the
+    catalogue and the users with their demographics."""
     from pipeline.data import movielens
 
-    events_path, items_path, _ = movielens.convert(data_dir, os.path.join(work_dir, "csv"))
+    events_path, items_path, users_path = movielens.convert(data_dir, os.path.join(work_dir, "csv"))
     items = input_contract.read_items(items_path)
-    return list(input_contract.read_events(events_path, items)), items
+    declared = movielens.declared_features()
+    users = Users(input_contract.read_users(users_path, declared), tuple(declared))
+    return list(input_contract.read_events(events_path, items)), items, users
 
 
 def run(events: list[input_contract.Event], items: dict[str, input_contract.Item], items_path: str, work_dir: str,
-        settings: Settings | None = None, log: Any = print) -> dict[str, Any]:
-    """Every measurement of the benchmark; returns the report (see `write`)."""
+        settings: Settings | None = None, log: Any = print, users: Users | None = None) -> dict[str, Any]:
+    """Every measurement of the benchmark; returns the report (see `write`). `users`: the user table and its
+    features, for the cold-user comparison (left out without them)."""
     settings = settings or Settings()
+    users = users or Users()
     train, test = protocol_split(len(events))
     fit, validation = holdout(train, VALIDATION_FRACTION, settings.seed)
     main_dir = os.path.join(work_dir, "protocol")
@@ -397,6 +434,8 @@ def run(events: list[input_contract.Event], items: dict[str, input_contract.Item
                              text_mode), settings)
         cold[variant] = {"recall_at_100": result["metrics"]["test"]["top_100_accuracy"],
                          "recall_at_10": result["metrics"]["test"]["recall_at_10"]}
+    cold_users = cold_user_comparison(events, items, items_path, train, test, chosen["mtrec ids only"], users,
+                                      os.path.join(work_dir, "cold_users"), settings, log) if users.declared else {}
     return {
         "dataset": "MovieLens 100K",
         "protocol": {"events": len(events), "train": len(train), "test": len(test), "seed": PROTOCOL_SEED,
@@ -407,8 +446,29 @@ def run(events: list[input_contract.Event], items: dict[str, input_contract.Item
         "models": models,
         "selection": selection,
         "cold_start": {"cold_items": len(cold_items), "test_pairs": len(cold_test), **cold},
+        "cold_users": cold_users,
         "targets": targets(models, cold),
     }
+
+
+def cold_user_comparison(events: list[input_contract.Event], items: dict[str, input_contract.Item], items_path: str,
+                         train: np.ndarray, test: np.ndarray, chosen: tuple[str, int, str], users: Users,
+                         directory: str, settings: Settings, log: Any) -> dict[str, Any]:
+    """The chosen ids-only model, with and without the user features, on the test pairs of users who lost every
+    training event: they bring no history, and their ids fall into the OOV row."""
+    architecture, epochs, text_mode = chosen
+    cold_train, cold_test, cold_users = cold_user_split(events, train, test, settings.seed)
+    log(f"transform: cold users, {len(cold_users)} users, {len(cold_test)} test pairs")
+    prepare(events, items, cold_train, {"test": cold_test}, settings, directory, users)
+    result = {"cold_users": len(cold_users), "test_pairs": len(cold_test)}
+    for variant, declared in (("without user features", ()), ("with user features", users.declared)):
+        log(f"train: cold users, mtrec ids only {variant}")
+        measured = run_job(Job(f"mtrec ids only {variant}", "mtrec", directory, "train", ("test",), epochs,
+                               items_path, architecture, text_mode, declared=declared), settings)
+        metrics = measured["metrics"]["test"]
+        result[variant] = {"recall_at_100": metrics["top_100_accuracy"], "recall_at_10": metrics["recall_at_10"],
+                           "rmse": metrics["rmse"], "click_auc": metrics["click_auc"]}
+    return result
 
 
 def _summary(model: dict[str, Any]) -> str:
@@ -472,6 +532,15 @@ def markdown(report: dict[str, Any]) -> str:
         if variant in cold:
             lines.append(f"- {variant}: {cold[variant]['recall_at_100']:.3f} "
                          f"(Recall@10 {cold[variant]['recall_at_10']:.3f})")
+    cold_users = report.get("cold_users")
+    if cold_users:
+        lines += ["", f"Cold users: {cold_users['cold_users']} users ({COLD_USER_FRACTION:.0%}) have no training "
+                  f"events, so no history and an untrained id; {cold_users['test_pairs']} test pairs. The chosen "
+                  "ids-only model:", ""]
+        for variant in ("without user features", "with user features"):
+            figures = cold_users[variant]
+            lines.append(f"- {variant}: Recall@100 {figures['recall_at_100']:.3f}, RMSE {figures['rmse']:.3f}, "
+                         f"click AUC {figures['click_auc']:.3f}")
     lines += ["", "Model selection (validation split from the training split; criterion top-100 accuracy - RMSE):", ""]
     for variant, chosen in report["selection"].items():
         lines.append(f"- {variant}: {chosen['architecture']}, {chosen['epochs']} epochs "

@@ -152,9 +152,9 @@ def _benchmark(args: argparse.Namespace) -> int:
         if not args.data:
             raise InputError("benchmark movielens: --data DIR (the GroupLens ML-100K files) is required")
         with tempfile.TemporaryDirectory(prefix="mtrec-movielens-") as work_dir:
-            events, items = movielens.load_movielens(args.data, work_dir)
+            events, items, users = movielens.load_movielens(args.data, work_dir)
             report = movielens.run(events, items, os.path.join(work_dir, "csv", input_contract.ITEMS_FILE), work_dir,
-                                   log=lambda line: print(f"mtrec: {line}", flush=True))
+                                   log=lambda line: print(f"mtrec: {line}", flush=True), users=users)
         print(json.dumps(report["targets"], indent=2))
         print("mtrec: wrote " + ", ".join(movielens.write(report, args.output)))
     elif args.name == "kuairand":

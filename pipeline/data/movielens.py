@@ -12,11 +12,19 @@ import os
 
 from components.example_gen import input_contract
 from models import features
+from models.features import Feature
 
 CLICK_THRESHOLD = 4.0
 USERS_FILE = input_contract.USERS_FILE
 USER_COLUMNS = (features.USER_ID, "age", "gender", "occupation", "zip_prefix")
 ZIP_PREFIX = 3
+
+
+def declared_features() -> list[Feature]:
+    """The u.user demographics as user features: age (z-scored), gender, occupation and the zip code's prefix."""
+    return [Feature("age", features.USERS_SOURCE, features.NUMERIC),
+            *(Feature(name, features.USERS_SOURCE, features.CATEGORICAL)
+              for name in ("gender", "occupation", "zip_prefix"))]
 
 
 def _require(path: str) -> str:

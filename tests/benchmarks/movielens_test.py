@@ -79,8 +79,10 @@ def test_a_small_run_writes_every_figure(tmp_path):
         max_epochs=2, batch_size=64, architectures=("mmoe",), text_max_length=16,
         text_backbone={"num_layers": 1, "num_heads": 2, "hidden_dim": 8, "intermediate_dim": 16},
         tfrs_weightings=(("tfrs joint", 1.0, 1.0),))
+    declared = features.of_source(synthetic.declared_features(), features.USERS_SOURCE)
+    users = movielens.Users(input_contract.read_users(str(data / input_contract.USERS_FILE), declared), tuple(declared))
     report = movielens.run(events, items, str(data / input_contract.ITEMS_FILE), str(tmp_path / "work"), settings,
-                           log=lambda line: None)
+                           log=lambda line: None, users=users)
     names = [model["name"] for model in report["models"]]
     assert names == ["popularity / global mean", "tfrs joint", "mtrec ids only", "mtrec text (frozen)"]
     for model in report["models"]:
@@ -95,9 +97,22 @@ def test_a_small_run_writes_every_figure(tmp_path):
     expected = np.sqrt(np.mean([(events[i].labels[features.RATING] - mean) ** 2 for i in test]))
     assert report["models"][0]["rmse"] == pytest.approx(expected)
     assert set(report["cold_start"]) >= {"cold_items", "mtrec ids only", "mtrec text (frozen)"}
+    cold_users = report["cold_users"]
+    assert cold_users["cold_users"] == 6 and cold_users["test_pairs"] > 0
+    for variant in ("without user features", "with user features"):
+        assert 0.0 <= cold_users[variant]["recall_at_100"] <= 1.0 and 0.0 < cold_users[variant]["rmse"] < 5.0
     assert set(report["targets"]) == {"joint_top_100_accuracy >= 0.30", "joint_rmse <= 0.92",
                                       "cold_start_text_beats_ids", "text_throughput >= 0.5x tfrs joint"}
     paths = movielens.write(report, str(tmp_path / "results"), name="small")
     assert [os.path.basename(p) for p in paths] == ["small.json", "small.md", "small.png"]
     assert json.loads(open(paths[0]).read())["models"][1]["name"] == "tfrs joint"
     assert "| tfrs joint |" in open(paths[1]).read()
+
+
+def test_the_cold_user_split_removes_every_training_event_of_a_tenth_of_the_users():
+    events = [input_contract.Event(f"u{i % 20}", "a", i, {}) for i in range(200)]
+    train, test = np.arange(0, 150), np.arange(150, 200)
+    kept, cold_test, cold = movielens.cold_user_split(events, train, test, seed=1)
+    assert len(cold) == 2 and cold <= {event.user_id for event in events}
+    assert set(kept.tolist()) == {i for i in train.tolist() if events[i].user_id not in cold}
+    assert set(cold_test.tolist()) == {i for i in test.tolist() if events[i].user_id in cold}
