@@ -468,7 +468,10 @@ def plot(report: dict[str, Any], path: str) -> None:
 def _draw(report: dict[str, Any], axes: Any) -> None:
     for axis, task in zip(axes, BINARY_TASKS, strict=True):
         shown = [model for model in report["models"] if task in model["test"]]
-        axis.barh([model["name"] for model in shown], [model["test"][task]["auc"] for model in shown],
+        # One row per model; the single-task row of each plot is that task's own model.
+        labels = ["mtrec single-task" if model["name"].startswith("mtrec single-task") else model["name"]
+                  for model in shown]
+        axis.barh(labels, [model["test"][task]["auc"] for model in shown],
                   color=["#55a868" if model["kind"] == "mtrec" else "#4c72b0" for model in shown])
         low = min(model["test"][task]["auc"] for model in shown)
         axis.set_xlim(max(0.5, low - 0.02), None)
