@@ -289,6 +289,8 @@ def run(sizes: tuple[int, ...] = SIZES, config: config_lib.RunConfig | None = No
         raise ValueError(f"`sizes` should hold at least two different sizes. Received: `sizes` = {sizes}")
     config = config or benchmark_config()
     sizes = sorted(set(sizes))
+    if work_dir:
+        os.makedirs(work_dir, exist_ok=True)  # a directory the user names need not exist yet
     with tempfile.TemporaryDirectory(prefix="mtrec-scale-", dir=work_dir) as root:
         measured = [measure_size(data_config(events), config, root, log) for events in sizes]
         log("control: the largest size's events over the smallest size's users and items")
