@@ -87,26 +87,22 @@ def holdout(indices: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray
     return indices[~chosen], indices[chosen]
 
 
-def cold_split(events: list[input_contract.Event], train: np.ndarray, test: np.ndarray, seed: int
-               ) -> tuple[np.ndarray, np.ndarray, set[str]]:
-    """Removes every training event of a random 10% of the items; returns (train, cold test pairs, cold items)."""
-    item_ids = sorted({event.item_id for event in events})
+def cold_split(events: list[input_contract.Event], train: np.ndarray, test: np.ndarray, seed: int,
+               key: str = "item_id", fraction: float = COLD_ITEM_FRACTION) -> tuple[np.ndarray, np.ndarray, set[str]]:
+    """Removes every training event of a random `fraction` of the values of the events' `key` (items, or users);
+    returns (train, their test pairs, the cold values)."""
+    values = sorted({getattr(event, key) for event in events})
     rng = np.random.default_rng(seed)
-    cold = set(rng.choice(item_ids, size=max(1, round(len(item_ids) * COLD_ITEM_FRACTION)), replace=False))
-    keep = np.array([events[i].item_id not in cold for i in train])
-    cold_test = np.array([i for i in test if events[i].item_id in cold], np.int64)
+    cold = set(rng.choice(values, size=max(1, round(len(values) * fraction)), replace=False))
+    keep = np.array([getattr(events[i], key) not in cold for i in train])
+    cold_test = np.array([i for i in test if getattr(events[i], key) in cold], np.int64)
     return train[keep], cold_test, cold
 
 
 def cold_user_split(events: list[input_contract.Event], train: np.ndarray, test: np.ndarray, seed: int
                     ) -> tuple[np.ndarray, np.ndarray, set[str]]:
     """Removes every training event of a random 10% of the users; returns (train, their test pairs, the users)."""
-    user_ids = sorted({event.user_id for event in events})
-    rng = np.random.default_rng(seed)
-    cold = set(rng.choice(user_ids, size=max(1, round(len(user_ids) * COLD_USER_FRACTION)), replace=False))
-    keep = np.array([events[i].user_id not in cold for i in train])
-    cold_test = np.array([i for i in test if events[i].user_id in cold], np.int64)
-    return train[keep], cold_test, cold
+    return cold_split(events, train, test, seed, "user_id", COLD_USER_FRACTION)
 
 
 @dataclasses.dataclass(frozen=True)
