@@ -188,9 +188,9 @@ def sparse_design(splits: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
     sizes = {name: max(int(c[name].max()) for c in columns) + 1 for name in columns[0]}
     history_size = max(int(split[features.HISTORY_INDICES].max()) for split in splits.values()) + 1
     designs = {}
-    for name, split in splits.items():
+    for (name, split), categorical in zip(splits.items(), columns, strict=True):
         blocks = []
-        for column, values in categorical_columns(split).items():
+        for column, values in categorical.items():
             values = values.reshape(len(values), -1)
             blocks.append(_multi_hot(values, sizes[column]))
         blocks.append(_multi_hot(split[features.HISTORY_INDICES], history_size))
@@ -330,7 +330,7 @@ def train_mtrec(work_dir: str, variant: Variant, settings: Settings) -> dict[str
     inputs = {key: value for key, value in train.items() if key != "user_id"}
     dataset = tf.data.Dataset.from_tensor_slices(inputs).shuffle(
         len(train["user_id"]), seed=settings.seed, reshuffle_each_iteration=True).batch(settings.batch_size)
-    model_config = dataclasses.replace(config.Model(), architecture=variant.architecture, feature_cross_layers=1)
+    model_config = dataclasses.replace(config.Model(), architecture=variant.architecture)
     custom_config = {
         "model": {**dataclasses.asdict(model_config), "tasks": variant_tasks(variant)},
         "text_encoder": dataclasses.asdict(config.TextEncoder(mode="off")),

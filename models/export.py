@@ -38,7 +38,6 @@ _INDEX_BATCH = 512
 
 _USER_ID_SPEC = tf.TensorSpec([None], tf.string, name=features.USER_ID)
 _HISTORY_SPEC = tf.TensorSpec([None, None], tf.string, name=features.HISTORY)
-_TEXT_COLUMNS = (features.TITLE, features.DESCRIPTION, features.CATEGORIES)
 
 
 def raw_serving_spec(tft_output: tft.TFTransformOutput, declared: list[features.Feature]) -> dict[str, Any]:

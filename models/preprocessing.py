@@ -120,13 +120,10 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> d
     outputs[features.ITEM_INDEX] = 1 + tft.apply_vocabulary(
         _squeeze(inputs[features.ITEM_ID]), item_vocabulary, num_oov_buckets=OOV_BUCKETS)
     history = tft.apply_vocabulary(inputs[features.HISTORY], item_vocabulary, num_oov_buckets=OOV_BUCKETS)
-    outputs[features.HISTORY_INDICES] = _dense_indices(
-        tf.SparseTensor(history.indices, history.values + 1, history.dense_shape), custom_config["history_length"])
+    outputs[features.HISTORY_INDICES] = _dense_indices(_shifted(history), custom_config["history_length"])
     categories = tft.compute_and_apply_vocabulary(
         inputs[features.CATEGORIES], num_oov_buckets=OOV_BUCKETS, vocab_filename=features.CATEGORY_VOCABULARY)
-    outputs[features.CATEGORY_INDICES] = _dense_indices(
-        tf.SparseTensor(categories.indices, categories.values + 1, categories.dense_shape),
-        custom_config["max_categories"])
+    outputs[features.CATEGORY_INDICES] = _dense_indices(_shifted(categories), custom_config["max_categories"])
 
     token_ids, padding_mask = tokenize(item_text(inputs), vocabulary, custom_config["text_max_length"])
     outputs[features.TEXT_TOKEN_IDS] = token_ids

@@ -234,6 +234,7 @@ class TrainingSetup:
     tft_output: tft.TFTransformOutput
     catalogue: list[Item]
     users: list[input_contract.User]
+    declared: list[features.Feature]
 
 
 def prepare_training(fn_args: tfx.components.FnArgs) -> TrainingSetup:
@@ -253,7 +254,7 @@ def prepare_training(fn_args: tfx.components.FnArgs) -> TrainingSetup:
     catalogue = list(input_contract.read_items(config["items_path"], config["require_text"], declared).values())
     users = list(input_contract.read_users(config["users_path"], declared).values())
     return TrainingSetup(compiled_model(tft_output, config, train, catalogue), train, evaluation, tft_output, catalogue,
-                         users)
+                         users, declared)
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
@@ -274,4 +275,4 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     model.fit(setup.train, validation_data=setup.evaluation, epochs=config["training"]["epochs"], callbacks=callbacks,
               verbose=_verbosity())
     export.save_serving_model(model, setup.tft_output, setup.catalogue, fn_args.serving_model_dir, setup.users,
-                              features.declared(config["features"]))
+                              setup.declared)

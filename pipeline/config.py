@@ -385,6 +385,7 @@ def _check_run(config: RunConfig, problems: list[str]) -> None:
         problems.append("text_encoder.mode: KuaiRand has no item text; set it to off")
     _check_tasks(config.model, problems)
     _check_features(config, problems)
+    _check_per_task(config, problems)
     _check_training(config, problems)
     problems.extend(beam_options.problems(config.beam))
     _check_validation(config.validation, [*label_columns(config), *features.raw_columns(config.features)], problems)
@@ -426,7 +427,6 @@ def _check_features(config: RunConfig, problems: list[str]) -> None:
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         problems.append(f"features: duplicate feature name(s) {duplicates}")
-    _check_per_task(config, problems)
     sliceable = [feature.name for feature in config.features
                  if feature.type in (features.CATEGORICAL, features.MULTI_CATEGORICAL)]
     for name in config.evaluation.slices:
