@@ -26,3 +26,10 @@ def load_split(validated: artifact.Artifact, split: str) -> object | None:
     """The DatasetFeatureStatisticsList of `split`, or None when the baseline has no such split."""
     path = os.path.join(validated.uri, f"Split-{split}", stats_artifact_utils.BINARY_PB_BASENAME)
     return tfdv.load_stats_binary(path) if fileio.exists(path) else None
+
+
+class RetrievalEvaluation(artifact.Artifact):
+    """The RetrievalEvaluator's figures (retrieval_metrics.json) and verdict: the int custom property `blessed`,
+    which the Pusher requires to be 1."""
+
+    TYPE_NAME = "components.RetrievalEvaluation"  # an import path, as for ValidatedStatistics

@@ -181,6 +181,24 @@ class Beam:
 
 
 @dataclasses.dataclass
+class Retrieval:
+    """The retrieval evaluation's settings (components/retrieval_evaluator): Recall@K and NDCG@K at each of
+    `cutoffs`, and MRR, over the whole catalogue, of the `retrieve` signature on every positive eval event. The
+    model is pushed only when, overall, its Recall@`gate_cutoff` reaches `min_lift` times that of the train split's
+    most popular items, and drops by at most `max_recall_decrease` against the latest blessed model. A null
+    `gate_cutoff` is the smallest cutoff: on a catalogue of a few hundred items the top 100 is a third of it, which
+    the most popular items hit often too. `exclude_history`: whether retrieval leaves out the items of the user's
+    history, as `mtrec recommend` does by default; an event on an item the user already had then counts as a
+    miss."""
+
+    cutoffs: list[int] = dataclasses.field(default_factory=lambda: [10, 100])
+    gate_cutoff: int | None = None
+    min_lift: float = 1.1
+    max_recall_decrease: float = 0.05
+    exclude_history: bool = True
+
+
+@dataclasses.dataclass
 class Evaluation:
     """Absolute thresholds, and the most a new model may lose against the latest blessed one: AUC for every
     binary task, RMSE for every regression task. `slices`: declared categorical features whose values the
@@ -195,6 +213,7 @@ class Evaluation:
     max_rmse_increase: float = 0.1
     slices: list[str] | None = None
     per_task: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    retrieval: Retrieval = dataclasses.field(default_factory=Retrieval)
 
     def for_task(self, name: str) -> Evaluation:
         """The thresholds that apply to task `name`."""
@@ -283,8 +302,9 @@ _POSITIVE = {"num_users", "num_items", "events_per_user", "history_length", "max
              "feature_embedding_dim", "max_values", "buckets",
              "hidden_dim", "temperature", "max_categories", "epochs", "batch_size", "learning_rate",
              "max_rmse", "num_layers", "num_heads", "intermediate_dim", "num_experts", "num_task_experts",
-             "num_levels", "expert_units", "tower_units"}
-_NOT_NEGATIVE = {"cold_item_fraction", "max_auc_decrease", "max_rmse_increase", "feature_cross_layers",
+             "num_levels", "expert_units", "tower_units", "cutoffs", "gate_cutoff"}
+_NOT_NEGATIVE = {"cold_item_fraction", "max_auc_decrease", "max_rmse_increase", "min_lift", "max_recall_decrease",
+                 "feature_cross_layers",
                  "trainable_layers", "weight", "direct_num_workers", "hash_buckets"}
 _FRACTIONS = {"eval_fraction", "min_auc"}
 # By field name, or by dotted path where a name means different things in different sections.
@@ -386,6 +406,7 @@ def _check_run(config: RunConfig, problems: list[str]) -> None:
     _check_tasks(config.model, problems)
     _check_features(config, problems)
     _check_per_task(config, problems)
+    _check_retrieval(config.evaluation.retrieval, problems)
     _check_training(config, problems)
     problems.extend(beam_options.problems(config.beam))
     _check_validation(config.validation, [*label_columns(config), *features.raw_columns(config.features)], problems)
@@ -451,6 +472,12 @@ def _check_per_task(config: RunConfig, problems: list[str]) -> None:
             elif value < 0 or (key == "max_rmse" and value == 0):
                 problems.append(f"{where}.{key}: must {'be positive' if key == 'max_rmse' else 'not be negative'}, "
                                 f"got {value}")
+
+
+def _check_retrieval(retrieval: Retrieval, problems: list[str]) -> None:
+    if retrieval.gate_cutoff is not None and retrieval.gate_cutoff not in retrieval.cutoffs:
+        problems.append(f"evaluation.retrieval.gate_cutoff: must be one of the cutoffs {retrieval.cutoffs}, "
+                        f"got {retrieval.gate_cutoff}")
 
 
 def _check_validation(validation: Validation, watched_columns: list[str], problems: list[str]) -> None:

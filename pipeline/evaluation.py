@@ -1,13 +1,17 @@
-"""TFMA configuration: per-task metrics, absolute thresholds and change thresholds against the baseline."""
+"""The evaluation settings: TFMA's (per-task metrics, absolute thresholds and change thresholds against the
+baseline) and the RetrievalEvaluator's."""
 
 from __future__ import annotations
+
+import dataclasses
+from typing import Any
 
 # The protos themselves: tfma's top level exports them only once other TFX modules have been imported.
 from tensorflow_model_analysis.proto import config_pb2 as tfma
 
 from models import features
 from pipeline import tfma_metrics
-from pipeline.config import Evaluation, Task
+from pipeline.config import Evaluation, Retrieval, Task
 
 
 def _gated_metric(class_name: str, limit: float, worst_change: float, higher_is_better: bool) -> tfma.MetricConfig:
@@ -70,3 +74,15 @@ def eval_config(thresholds: Evaluation, tasks: list[Task]) -> tfma.EvalConfig:
                        *(tfma.SlicingSpec(feature_keys=[name])
                          for name in (*features.SLICE_FEATURES, *(thresholds.slices or ())))],
     )
+
+
+def retrieval_settings(retrieval: Retrieval, tasks: list[Task]) -> dict[str, Any] | None:
+    """The RetrievalEvaluator's settings: the retrieval task's label column (positives: label > 0; null: every
+    event) and how ExampleGen writes it (int64 for a column some task reads as binary, else float), and the
+    cutoffs and gate of `retrieval`. None without a retrieval task: there is nothing to evaluate."""
+    retrieval_task = next((task for task in tasks if task.type == "retrieval"), None)
+    if retrieval_task is None:
+        return None
+    kind = features.label_columns(tasks).get(retrieval_task.label)
+    return {"label": retrieval_task.label, "label_dtype": "int" if kind == features.BINARY_LABEL else "float",
+            **dataclasses.asdict(retrieval)}

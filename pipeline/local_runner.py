@@ -249,6 +249,7 @@ def build_pipeline(config: config_lib.RunConfig, data_root: str, pipeline_root: 
         transform_config=transform_config,
         trainer_config=trainer_config,
         eval_config=evaluation.eval_config(config.evaluation, config.model.tasks),
+        retrieval_settings=evaluation.retrieval_settings(config.evaluation.retrieval, config.model.tasks),
         max_bad_fraction=config.validation.max_bad_fraction,
         code_version=code_version(),
         metadata_connection_config=metadata_connection_config,
@@ -313,7 +314,7 @@ def run(config: config_lib.RunConfig, verbose: bool = False, progress: bool = Tr
     summary.update({"status": "succeeded", "input": {**inputs, **run_summary.quarantine(paths.metadata)},
                     "output_dir": paths.output_dir,
                     "thresholds": {name: value for name, value in dataclasses.asdict(config.evaluation).items()
-                                   if name not in ("slices", "per_task")},
+                                   if name not in ("slices", "per_task", "retrieval")},
                     "task_thresholds": config.evaluation.per_task,
                     "seconds": round(time.time() - started, 1)})
     summary["report"] = report.write(paths.output_dir, summary)

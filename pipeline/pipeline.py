@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import tensorflow_model_analysis as tfma
@@ -12,6 +13,7 @@ from components.data_gate.component import DataGate
 from components.data_validator.component import DataValidator
 from components.example_gen.component import EventsExampleGen
 from components.pusher.component import Pusher
+from components.retrieval_evaluator.component import RetrievalEvaluator
 from components.serving_check.component import ServingCheck
 
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
@@ -29,6 +31,7 @@ def create_pipeline(
     transform_config: dict[str, Any],
     trainer_config: dict[str, Any],
     eval_config: tfma.EvalConfig,
+    retrieval_settings: dict[str, Any] | None,
     max_bad_fraction: float,
     code_version: str,
     metadata_connection_config: Any | None = None,
@@ -41,7 +44,8 @@ def create_pipeline(
     code, so a cached artifact is reused only by the code that wrote it. `baseline`: whether Resolvers hand the
     Evaluator the latest blessed model for the change thresholds, and DataValidator the last validated statistics
     for the drift check; without them only the absolute thresholds and the schema and skew checks apply (for
-    orchestrators that cannot run a Resolver, such as open-source Kubeflow Pipelines).
+    orchestrators that cannot run a Resolver, such as open-source Kubeflow Pipelines). `retrieval_settings`: the
+    RetrievalEvaluator's (pipeline.evaluation.retrieval_settings); None leaves it out (no retrieval task).
     """
     # Joins events with item text, adds user history, splits train/eval.
     example_gen = EventsExampleGen(input_base=data_root, code_version=code_version, **example_gen_args)
@@ -97,13 +101,20 @@ def create_pipeline(
         baseline_model=model_resolver.outputs["model"] if model_resolver else None,
         eval_config=eval_config,
     )
+    # Full-catalogue Recall@K of the `retrieve` signature, per slice, against the most popular items and the latest
+    # blessed model; blesses the model when the gate holds.
+    retrieval_evaluator = RetrievalEvaluator(
+        examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"] if model_resolver else None,
+        settings=json.dumps(retrieval_settings), code_version=code_version) if retrieval_settings else None
     # Blesses the model for serving only when TF Serving registers every op of its graphs.
     serving_check = ServingCheck(model=trainer.outputs["model"])
-    # Copies a model blessed by both into a versioned serving directory, unless it is already the newest there.
+    # Copies a model blessed by all three into a versioned serving directory, unless it is already the newest there.
     pusher = Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         infra_blessing=serving_check.outputs["blessing"],
+        retrieval_evaluation=retrieval_evaluator.outputs["evaluation"] if retrieval_evaluator else None,
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)),
     )
@@ -112,7 +123,7 @@ def create_pipeline(
         pipeline_root=pipeline_root,
         components=[component for component in (
             example_gen, schema_gen, statistics_gen, baseline_statistics, data_validator, data_gate, transform,
-            trainer, model_resolver, evaluator, serving_check, pusher) if component is not None],
+            trainer, model_resolver, evaluator, retrieval_evaluator, serving_check, pusher) if component is not None],
         enable_cache=True,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or ["--direct_num_workers=1"],

@@ -2,8 +2,9 @@
 
 Sections: the data (rows per split, per-feature statistics, the validator's verdict), training (loss curves
 per task, learning rate), evaluation (per-task metrics overall and per slice against the baseline, and the
-blessing decision with its reasons) and the pushed model (version, signatures, serving check). Plots are
-inline PNGs; the page loads nothing from the network and runs no script.
+blessing decision with its reasons), retrieval (full-catalogue Recall@K, NDCG@K and MRR per slice against the
+most popular items and the latest blessed model, and the retrieval gate's verdict) and the pushed model (version,
+signatures, serving check). Plots are inline PNGs; the page loads nothing from the network and runs no script.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
 
 from components.data_gate.component import describe_anomalies  # noqa: E402
+from components.retrieval_evaluator import metrics as retrieval_metrics  # noqa: E402
 from models.trainer import TRAINING_LOG_FILE  # noqa: E402
 from pipeline import run_summary  # noqa: E402
 from pipeline.local_runner import RunPaths, write_atomically  # noqa: E402
 
 REPORT_FILE = "report.html"
-SECTIONS = ("data", "training", "evaluation", "model")
+SECTIONS = ("data", "training", "evaluation", "retrieval", "model")
 _STYLE = """
 body { font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;
        color: #222; }
@@ -265,6 +267,55 @@ def _evaluation_section(artifacts: dict[str, list[Any]], summary: dict[str, Any]
     return "".join(parts)
 
 
+# === Retrieval ===
+
+_SOURCES = ((retrieval_metrics.MODEL, "model"), (retrieval_metrics.POPULARITY, "most popular"),
+            (retrieval_metrics.BASELINE, "latest blessed"))
+
+
+def _retrieval_section(summary: dict[str, Any]) -> str:
+    parts = ['<section id="retrieval"><h2>Retrieval</h2>']
+    retrieval = summary.get("retrieval")
+    if not retrieval:
+        parts.append("<p>The retrieval evaluation did not run.</p></section>")
+        return "".join(parts)
+    slices = retrieval["slices"]
+    ordered = sorted(slices, key=lambda name: (name != retrieval_metrics.OVERALL, name))
+    overall = slices[retrieval_metrics.OVERALL]
+    sources = [(source, label) for source, label in _SOURCES if overall.get(source)]
+    names = list(overall.get(retrieval_metrics.MODEL, {}))
+    header = ["slice", "events", *(f"{name} {label}" for name in names for _, label in sources)]
+    rows = [[name, slices[name]["examples"],
+             *(slices[name].get(source, {}).get(metric, "") for metric in names for source, _ in sources)]
+            for name in ordered]
+    parts.append(f"<p>Every positive eval event: its item's rank among the whole catalogue in what the "
+                 f"<code>retrieve</code> signature returns for its user "
+                 f"({'history excluded' if retrieval.get('exclude_history', True) else 'history included'}); "
+                 f"{retrieval['seconds']:g} s.</p>")
+    parts.append('<div class="scroll">' + _table(header, rows) + "</div>")
+    gated = f"recall@{retrieval['gate']['cutoff']}"
+    fig, axis = plt.subplots(figsize=(7, 0.35 * len(ordered) + 1.2))
+    height = 0.8 / len(sources)
+    for i, (source, label) in enumerate(sources):
+        axis.barh([j + i * height for j in range(len(ordered))],
+                  [slices[name].get(source, {}).get(gated, 0.0) for name in ordered], height=height, label=label)
+    axis.set_yticks([j + height * (len(sources) - 1) / 2 for j in range(len(ordered))], ordered)
+    axis.invert_yaxis()
+    axis.set_title(f"{gated} per slice")
+    axis.legend()
+    parts.append(_figure(fig, f"{gated} per slice"))
+    gate = retrieval["gate"]
+    parts.append(f"<p>Gate (overall slice): Recall@{gate['cutoff']} at least {gate['min_lift']:g}x the most popular "
+                 f"items', and at most {gate['max_recall_decrease']:g} below the latest blessed model's.</p>")
+    if retrieval["blessed"]:
+        parts.append('<p class="ok">Blessed by the retrieval gate.</p>')
+    else:
+        parts.append('<p class="bad">Not blessed by the retrieval gate:</p><ul>'
+                     + "".join(f"<li>{_e(f)}</li>" for f in retrieval["failures"]) + "</ul>")
+    parts.append("</section>")
+    return "".join(parts)
+
+
 # === Pushed model ===
 
 def _signature_rows(model_dir: str) -> list[list[Any]]:
@@ -326,7 +377,7 @@ def render(output_dir: str, summary: dict[str, Any] | None = None) -> str:
     if summary.get("error"):
         body.append(f'<p class="bad">{_e(summary["error"])}</p>')
     body += [_data_section(artifacts, summary), _training_section(store, artifacts),
-             _evaluation_section(artifacts, summary), _model_section(summary)]
+             _evaluation_section(artifacts, summary), _retrieval_section(summary), _model_section(summary)]
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
             f"<style>{_STYLE}</style></head><body>{''.join(body)}</body></html>")
 

@@ -11,7 +11,10 @@ import tensorflow_model_analysis as tfma
 from google.protobuf import text_format
 from ml_metadata.proto import metadata_store_pb2
 
+from components.artifacts import RetrievalEvaluation
 from components.example_gen import executor as example_gen_executor
+from components.retrieval_evaluator import component as retrieval_evaluator
+from components.retrieval_evaluator import metrics as retrieval_metrics
 from components.serving_check.component import REPORT_FILE
 
 PIPELINE_RUN_CONTEXT = "pipeline_run"
@@ -122,6 +125,10 @@ def summarise(metadata_path: str) -> dict[str, Any]:
         with open(os.path.join(blessing.uri, REPORT_FILE), encoding="utf-8") as handle:
             report = json.load(handle)
         summary["serving_check"] = {"passed": report["passed"], "disallowed_ops": report["disallowed_ops"]}
+    for evaluation in artifacts.get(RetrievalEvaluation.TYPE_NAME, [])[-1:]:
+        report = retrieval_evaluator.load_report(evaluation.uri)
+        summary["retrieval"] = {key: report[key] for key in ("blessed", "failures", "gate", "exclude_history", "slices",
+                                                             "seconds")}
     summary["pushed"] = False
     for pushed in artifacts.get("PushedModel", [])[-1:]:
         summary["pushed"] = bool(artifact_property(pushed, "pushed"))
@@ -164,6 +171,8 @@ def failed_checks(summary: dict[str, Any]) -> list[str]:
         checks.append("evaluator thresholds")
     if any("change vs baseline" in failure for failure in failures):
         checks.append("change thresholds against the latest blessed model")
+    if summary.get("retrieval") and not summary["retrieval"]["blessed"]:
+        checks.append("retrieval gate")
     if summary.get("serving_check") and not summary["serving_check"]["passed"]:
         checks.append("serving check")
     return checks
@@ -186,6 +195,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  model {'BLESSED' if summary['blessed'] else 'NOT blessed'} by the Evaluator")
     for failure in summary.get("failed_thresholds", []):
         lines.append(f"    failed: {failure}")
+    lines.extend(_retrieval_lines(summary.get("retrieval")))
     check = summary.get("serving_check")
     if check and not check["passed"]:
         lines.append(f"  serving check FAILED: ops not in TF Serving: {', '.join(check['disallowed_ops'])}")
@@ -203,3 +213,25 @@ def format_summary(summary: dict[str, Any]) -> str:
     if summary.get("report"):
         lines.append(f"  report: {summary['report']}")
     return "\n".join(lines)
+
+
+def _retrieval_lines(retrieval: dict[str, Any] | None) -> list[str]:
+    """The retrieval gate's figures at its cutoff: overall against the baselines, and the cold and new slices."""
+    if not retrieval:
+        return []
+    metric = f"recall@{retrieval['gate']['cutoff']}"
+    slices = retrieval["slices"]
+    overall = slices[retrieval_metrics.OVERALL]
+    beside = [f"{label} {overall[source][metric]:.4f}" for source, label in (
+        (retrieval_metrics.POPULARITY, "most popular items"), (retrieval_metrics.BASELINE, "latest blessed model"))
+        if overall.get(source)]
+    lines = [f"  retrieval: Recall@{retrieval['gate']['cutoff']} {overall[retrieval_metrics.MODEL][metric]:.4f} over "
+             f"{overall['examples']} eval events ({', '.join(beside)})"]
+    for name in ("item_popularity=cold", "user_activity=new"):
+        if slices.get(name, {}).get(retrieval_metrics.MODEL):
+            lines.append(f"    {name}: {slices[name][retrieval_metrics.MODEL][metric]:.4f} over "
+                         f"{slices[name]['examples']} events (most popular items "
+                         f"{slices[name][retrieval_metrics.POPULARITY][metric]:.4f})")
+    lines.append(f"  model {'BLESSED' if retrieval['blessed'] else 'NOT blessed'} by the retrieval gate")
+    lines.extend(f"    failed: {failure}" for failure in retrieval["failures"])
+    return lines

@@ -23,8 +23,10 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
+from components.retrieval_evaluator.component import BLESSED_PROPERTY
 from serving import versions
 
+RETRIEVAL_EVALUATION_KEY = "retrieval_evaluation"  # the extra input of components.pusher.component.PusherSpec
 SOURCE_FILE = "mtrec_source_model.txt"  # in each version directory: the model artifact it was copied from
 
 
@@ -46,6 +48,16 @@ def _already_published(base_directory: str, model_path: str) -> str | None:
 
 
 class Executor(pusher_executor.Executor):
+    def CheckBlessing(self, input_dict: dict[str, list[types.Artifact]]) -> bool:
+        """TFX's checks of the Evaluator's and the serving check's blessings, and the retrieval evaluation's."""
+        if not super().CheckBlessing(input_dict):
+            return False
+        for evaluation in input_dict.get(RETRIEVAL_EVALUATION_KEY, []):
+            if not evaluation.get_int_custom_property(BLESSED_PROPERTY):
+                logging.info("Model was not blessed by the retrieval evaluation at %s", evaluation.uri)
+                return False
+        return True
+
     def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)
