@@ -87,7 +87,7 @@ def generate(data_dir: str, data: synthetic.SyntheticConfig) -> dict[str, int]:
     return {"events": rows[0], "items": rows[1], "users": data.num_users}
 
 
-def _node_windows(store: Any, pipeline_name: str) -> dict[str, tuple[float, float]]:
+def node_windows(store: Any, pipeline_name: str) -> dict[str, tuple[float, float]]:
     """(start, end) in unix seconds of every component execution in `store`, by component id."""
     windows = {}
     for context in store.get_contexts_by_type("node"):
@@ -124,7 +124,7 @@ def data_stage(config: config_lib.RunConfig, data_dir: str) -> dict[str, Any]:
     examples = {split: int(tfdv.load_stats_binary(os.path.join(statistics.uri, f"Split-{split}", "FeatureStats.pb"))
                            .datasets[0].num_examples) for split in run_summary.split_names(statistics)}
     trainer = next(component for component in pipeline.components if isinstance(component, tfx.components.Trainer))
-    return {"windows": _node_windows(store, config.pipeline_name), "examples": examples,
+    return {"windows": node_windows(store, config.pipeline_name), "examples": examples,
             "example_gen": ids[EventsExampleGen], "transform": ids[tfx.components.Transform],
             "trainer_config": json.loads(trainer.exec_properties["custom_config"]),
             "beam_pipeline_args": list(pipeline.beam_pipeline_args)}

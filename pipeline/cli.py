@@ -163,6 +163,8 @@ def _benchmark(args: argparse.Namespace) -> int:
         _scale(args)
     elif args.name == "reliability":
         _reliability(args)
+    elif args.name == "retrieval-gate":
+        _retrieval_gate(args)
     return 0
 
 
@@ -207,6 +209,15 @@ def _scale(args: argparse.Namespace) -> None:
                        log=lambda line: print(f"mtrec: {line}", flush=True))
     print(json.dumps(report["targets"], indent=2))
     print("mtrec: wrote " + ", ".join(scale.write(report, args.output)))
+
+
+def _retrieval_gate(args: argparse.Namespace) -> None:
+    from benchmarks import retrieval_gate
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # inherited by every run's process
+    report = retrieval_gate.run(args.work_dir, log=lambda line: print(f"mtrec: {line}", flush=True))
+    print(json.dumps(report["targets"], indent=2))
+    print("mtrec: wrote " + ", ".join(retrieval_gate.write(report, args.output)))
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -286,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     recommend.add_argument("--model-name", default=DEFAULT_MODEL_NAME)
     recommend.set_defaults(handler=_recommend)
     benchmark = commands.add_parser("benchmark", help="run a benchmark; results go to JSON and markdown")
-    benchmark.add_argument("name", choices=["serving", "movielens", "kuairand", "scale", "reliability"])
+    benchmark.add_argument("name", choices=["serving", "movielens", "kuairand", "scale", "reliability",
+                                                    "retrieval-gate"])
     benchmark.add_argument("--data", help="movielens: directory of the GroupLens ML-100K files; kuairand: of the "
                                           "KuaiRand-Pure files")
     benchmark.add_argument("--output", default="benchmarks/results")
@@ -295,8 +307,8 @@ def main(argv: list[str] | None = None) -> int:
                                                         "(the default)")
     benchmark.add_argument("--config", help="scale: the YAML run configuration to measure (default: the defaults "
                                             "with a small random BERT text tower); its data section is ignored")
-    benchmark.add_argument("--work-dir", help="scale: where the data and pipeline outputs go, removed at the end "
-                                              "(default: the system's temporary directory)")
+    benchmark.add_argument("--work-dir", help="scale, retrieval-gate: where the data and pipeline outputs go, "
+                                              "removed at the end (default: the system's temporary directory)")
     benchmark.add_argument("--quick", action="store_true",
                            help="reliability: leave out the fault that kills and reruns a whole pipeline")
     benchmark.set_defaults(handler=_benchmark)

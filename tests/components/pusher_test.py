@@ -160,3 +160,19 @@ def test_an_unblessed_model_is_not_pushed(tmp_path):
     pushed = _push(tmp_path, os.path.dirname(_model(tmp_path / "model" / "Format-Serving")), blessed=False)
     assert pushed.get_int_custom_property("pushed") == 0
     assert not os.path.exists(tmp_path / "serving")
+
+
+@pytest.mark.parametrize("retrieval_blessed", [True, False])
+def test_the_pusher_requires_the_retrieval_evaluations_blessing(tmp_path, retrieval_blessed):
+    from components.artifacts import RetrievalEvaluation
+
+    def blessing(artifact_type, blessed: int):
+        artifact = artifact_type()
+        artifact.uri = str(tmp_path / artifact_type.TYPE_NAME)
+        artifact.set_int_custom_property("blessed", blessed)
+        return [artifact]
+
+    inputs = {standard_component_specs.MODEL_BLESSING_KEY: blessing(standard_artifacts.ModelBlessing, 1),
+              standard_component_specs.INFRA_BLESSING_KEY: blessing(standard_artifacts.InfraBlessing, 1),
+              pusher_executor.RETRIEVAL_EVALUATION_KEY: blessing(RetrievalEvaluation, int(retrieval_blessed))}
+    assert pusher_executor.Executor().CheckBlessing(inputs) is retrieval_blessed

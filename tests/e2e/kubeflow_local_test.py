@@ -81,6 +81,9 @@ def test_first_run_has_no_baseline_and_the_model_is_blessed_and_pushed(local_run
     assert blessing["metadata"]["blessed"] == 1
     (model,) = run.outputs["Trainer"]["model"]
     assert blessing["metadata"]["current_model_id"] == model["name"]
+    (retrieval,) = run.outputs["RetrievalEvaluator"]["evaluation"]
+    assert retrieval["metadata"]["blessed"] == 1
+    assert "baseline_model" not in run.inputs["RetrievalEvaluator"]["inputs"]["artifacts"]
     (infra_blessing,) = run.outputs["ServingCheck"]["blessing"]
     assert infra_blessing["metadata"]["blessed"] == 1
     (pushed,) = run.outputs["Pusher"]["pushed_model"]

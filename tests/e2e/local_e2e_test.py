@@ -3,6 +3,7 @@ and the pushed SavedModel scores tf.Examples in a fresh process."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -13,11 +14,12 @@ import pytest
 import yaml
 
 from pipeline import cli, local_runner
+from pipeline import config as config_lib
 from pipeline import report as report_lib
 from tests import browser
 
 COMPONENTS = ("EventsExampleGen", "StatisticsGen", "ImportSchemaGen", "DataValidator", "DataGate", "Transform",
-              "Trainer", "Evaluator", "ServingCheck", "Pusher")
+              "Trainer", "Evaluator", "RetrievalEvaluator", "ServingCheck", "Pusher")
 
 SCORE_PUSHED_MODEL = r"""
 import json, sys
@@ -85,6 +87,10 @@ def test_model_learns_and_is_blessed_and_pushed(finished_run):
     assert summary["metrics"]["rating"]["root_mean_squared_error"] < 1.5
     assert summary["blessed"] is True and summary["failed_thresholds"] == []
     assert summary["serving_check"] == {"passed": True, "disallowed_ops": []}
+    # The retrieve signature finds the eval items better than the most popular items do.
+    overall = summary["retrieval"]["slices"]["overall"]
+    assert summary["retrieval"]["blessed"] is True and overall["examples"] > 0
+    assert overall["model"]["recall@10"] > 1.1 * overall["popularity"]["recall@10"]
     assert summary["pushed"] is True and summary["failed_checks"] == []
     assert os.path.isfile(os.path.join(summary["pushed_to"], "saved_model.pb"))
     # Nothing of the generated input was quarantined, and every row is accounted for.
@@ -148,15 +154,35 @@ def test_unblessed_model_is_not_pushed_and_the_summary_says_why(finished_run, tm
     assert sorted(os.listdir(output_dir / "serving")) == versions_before
 
 
+def test_a_model_that_never_learned_to_retrieve_is_refused_by_the_retrieval_gate(finished_run, tmp_path):
+    """With the retrieval loss weighted 0 the towers learn only what the ranking heads need; the dot product that
+    `retrieve` ranks by is untrained, and the gate refuses the model although the Evaluator blesses it."""
+    output_dir, _ = finished_run
+    versions_before = sorted(os.listdir(output_dir / "serving"))
+    config = small_run_config(str(output_dir))
+    config["model"] = {"tasks": [{**dataclasses.asdict(task), "weight": 0.0 if task.type == "retrieval" else 1.0}
+                                 for task in config_lib.default_tasks("synthetic")]}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert cli.main(["run", "--config", str(path), "--quiet"]) == 0
+    with open(output_dir / local_runner.SUMMARY_FILE, encoding="utf-8") as handle:
+        summary = json.load(handle)
+    assert summary["retrieval"]["blessed"] is False and summary["pushed"] is False
+    assert "retrieval gate" in summary["failed_checks"]
+    assert any("popularity baseline" in failure for failure in summary["retrieval"]["failures"])
+    assert "Not blessed by the retrieval gate" in (output_dir / "report.html").read_text()
+    assert sorted(os.listdir(output_dir / "serving")) == versions_before
+
+
 def test_report_has_every_section_and_its_plots(finished_run):
     output_dir, summary = finished_run
     assert summary["report"] == str(output_dir / "report.html")
     page = (output_dir.parent / "first_report.html").read_text()
     for section in report_lib.SECTIONS:
         assert f'<section id="{section}">' in page
-    assert page.count('src="data:image/png;base64,') == 3
+    assert page.count('src="data:image/png;base64,') == 4
     for plot in ("examples per split and numeric label distributions", "loss curves per task and learning rate",
-                 "metrics per slice"):
+                 "metrics per slice", "recall@10 per slice"):
         assert f'<img alt="{plot}"' in page
     assert "<td>item_popularity=" in page and "<td>user_activity=" in page  # per-slice rows
     assert "retrieve" in page and "Serving check passed" in page

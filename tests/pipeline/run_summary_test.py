@@ -16,6 +16,9 @@ def test_failed_checks_name_each_gate_that_failed():
     assert run_summary.failed_checks({"failed_thresholds": [absolute, change],
                                       "serving_check": {"passed": False, "disallowed_ops": ["X"]}}) == [
         "evaluator thresholds", "change thresholds against the latest blessed model", "serving check"]
+    refused = {"blessed": False, "failures": ["Recall@10 0.0100 is below 1.1x the popularity baseline's 0.2000"]}
+    assert run_summary.failed_checks({"failed_thresholds": [], "retrieval": refused}) == ["retrieval gate"]
+    assert run_summary.failed_checks({"failed_thresholds": [], "retrieval": {"blessed": True, "failures": []}}) == []
 
 
 def test_a_run_stopped_by_the_data_gate_says_so():
