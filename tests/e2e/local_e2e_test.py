@@ -195,7 +195,7 @@ def test_report_opens_in_headless_chromium_without_console_errors(finished_run, 
     dom, console = browser.render(str(output_dir.parent / "first_report.html"), str(tmp_path))
     for section in report_lib.SECTIONS:
         assert f'id="{section}"' in dom
-    assert dom.count("<img") == 3
+    assert dom.count("<img") == 4
     assert not [line for line in console if "ERROR" in line.upper() and "CONSOLE" in line.upper()]
 
 
