@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the WordPiece ops of the model's graphs)
 from tfx import v1 as tfx
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_artifacts
@@ -35,8 +37,6 @@ _RETRIEVE_BATCH = 256
 def _records(examples: Any, split: str, spec: dict[str, Any]) -> Iterator[dict[str, list[list[Any]]]]:
     """Batches of a split of ExampleGen's gzipped TFRecords (local or remote, through tf.io.gfile), each column a
     list of rows of values."""
-    import tensorflow as tf
-
     files = sorted(fileio.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*")))
     for records in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(_READ_BATCH):
         yield {name: values.to_list() for name, values in tf.io.parse_example(records, spec).items()}
@@ -50,8 +50,6 @@ def _positive(batch: dict[str, list[list[Any]]], label: str | None) -> list[bool
 
 
 def _spec(label: str | None, label_dtype: str, *columns: str) -> dict[str, Any]:
-    import tensorflow as tf
-
     spec = {column: tf.io.RaggedFeature(tf.string) for column in columns}
     if label is not None:
         spec[label] = tf.io.RaggedFeature(tf.int64 if label_dtype == "int" else tf.float32)
@@ -85,9 +83,6 @@ def eval_events(examples: Any, label: str | None, label_dtype: str) -> dict[str,
 
 def model_ranks(model_dir: str, events: dict[str, Any], depth: int, exclude_history: bool) -> np.ndarray:
     """Each event's item's rank in what the SavedModel's `retrieve` signature returns for the event's user."""
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401  (registers the WordPiece ops of the model's graphs)
-
     retrieve = tf.saved_model.load(model_dir).signatures[features.RETRIEVE_SIGNATURE]
     targets = np.array(events[features.ITEM_ID], object)
     ranks = np.zeros(len(targets), np.int64)
@@ -116,8 +111,9 @@ def evaluate(examples: Any, model_dir: str, baseline_dir: str | None, settings: 
              metrics.POPULARITY: metrics.popularity_ranks(
                  train_popularity(examples, label, label_dtype), events[features.ITEM_ID],
                  events[features.HISTORY], exclude, depth)}
-    if baseline_dir:
-        ranks[metrics.BASELINE] = model_ranks(baseline_dir, events, depth, exclude)
+    if baseline_dir:  # the model itself when a rerun's Trainer came from the cache
+        ranks[metrics.BASELINE] = (ranks[metrics.MODEL] if baseline_dir == model_dir
+                                   else model_ranks(baseline_dir, events, depth, exclude))
     masks = metrics.slice_masks({name: [value.decode() for value in events[name]] for name in features.SLICE_FEATURES})
     slices = metrics.by_slice(ranks, masks, cutoffs)
     failures = (gate.failures(slices[metrics.OVERALL]) if len(events[features.ITEM_ID])
