@@ -284,8 +284,8 @@ _POSITIVE = {"num_users", "num_items", "events_per_user", "history_length", "max
              "hidden_dim", "temperature", "max_categories", "epochs", "batch_size", "learning_rate",
              "max_rmse", "num_layers", "num_heads", "intermediate_dim", "num_experts", "num_task_experts",
              "num_levels", "expert_units", "tower_units"}
-_NOT_NEGATIVE = {"cold_item_fraction", "max_auc_decrease", "max_rmse_increase", "feature_cross_layers",
-                 "trainable_layers", "weight", "direct_num_workers", "hash_buckets"}
+_NOT_NEGATIVE = {"cold_item_fraction", "new_item_fraction", "max_auc_decrease", "max_rmse_increase",
+                 "feature_cross_layers", "trainable_layers", "weight", "direct_num_workers", "hash_buckets"}
 _FRACTIONS = {"eval_fraction", "min_auc"}
 # By field name, or by dotted path where a name means different things in different sections.
 _CHOICES = {"data.source": ("synthetic", "csv", "movielens", "kuairand"), "split": ("time", "random"),
