@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -83,6 +84,11 @@ def test_model_learns_and_is_blessed_and_pushed(finished_run):
     # The synthetic clicks depend on taste and topic: a model that learned nothing scores 0.5.
     assert summary["metrics"]["click"]["auc"] > 0.6
     assert summary["metrics"]["rating"]["root_mean_squared_error"] < 1.5
+    # Every task beat its trivial baseline, which the Evaluator computed from the splits.
+    trivial = summary["trivial_baselines"]
+    assert summary["metrics"]["rating"]["root_mean_squared_error"] < trivial["rating"]["root_mean_squared_error"]
+    assert 1 <= trivial["rating"]["train_mean"] <= 5
+    assert trivial["click"] == {"auc": 0.5, "calibration": 1.0} == trivial["purchase"]
     assert summary["blessed"] is True and summary["failed_thresholds"] == []
     assert summary["serving_check"] == {"passed": True, "disallowed_ops": []}
     assert summary["pushed"] is True and summary["failed_checks"] == []
@@ -161,6 +167,7 @@ def test_report_has_every_section_and_its_plots(finished_run):
     assert "<td>item_popularity=" in page and "<td>user_activity=" in page  # per-slice rows
     assert "retrieve" in page and "Serving check passed" in page
     assert "Thresholds (all on the overall slice): min_auc 0.6" in page
+    assert "Each task against its trivial baseline" in page and "<td>the train-mean predictor</td>" in page
     assert "http://" not in page and "https://" not in page and "<script" not in page  # self-contained
 
 
@@ -184,3 +191,25 @@ def test_rerunning_an_unchanged_config_pushes_nothing_new(finished_run, tmp_path
     versions = sorted(os.listdir(output_dir / "serving"))
     assert cli.main(["run", "--config", str(path)]) == 0
     assert sorted(os.listdir(output_dir / "serving")) == versions
+
+
+def test_a_model_worse_than_the_train_mean_is_refused_and_the_check_named(finished_run, tmp_path):
+    """A rating head that barely trained (learning rate 1e-7: its random kernel adds noise to the train-mean bias
+    it starts from) passes max_rmse 100, but not the train-mean predictor's RMSE."""
+    output_dir, _ = finished_run
+    versions_before = sorted(os.listdir(output_dir / "serving"))
+    config = small_run_config(str(output_dir))
+    config["training"].update({"epochs": 1, "learning_rate": 1e-7})
+    config["evaluation"] = {"max_rmse": 100.0}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert cli.main(["run", "--config", str(path), "--quiet"]) == 0
+    with open(output_dir / local_runner.SUMMARY_FILE, encoding="utf-8") as handle:
+        summary = json.load(handle)
+    model, train_mean = (summary["metrics"]["rating"]["root_mean_squared_error"],
+                         summary["trivial_baselines"]["rating"]["root_mean_squared_error"])
+    assert model > train_mean
+    assert summary["blessed"] is False and summary["pushed"] is False
+    expected = re.compile(rf"rating: RMSE \d+\.\d{{3}} is not below the train-mean predictor's {train_mean:.3f}$")
+    assert [check for check in summary["failed_checks"] if expected.match(check)], summary["failed_checks"]
+    assert sorted(os.listdir(output_dir / "serving")) == versions_before
