@@ -1,4 +1,5 @@
-"""TFMA configuration: per-task metrics, absolute thresholds and change thresholds against the baseline."""
+"""TFMA configuration: per-task metrics, absolute thresholds (each task's trivial baseline among them) and change
+thresholds against the baseline."""
 
 from __future__ import annotations
 
@@ -55,10 +56,10 @@ def _task_metrics(task: Task, thresholds: Evaluation) -> tfma.MetricsSpec:
 
 
 def eval_config(thresholds: Evaluation, tasks: list[Task]) -> tfma.EvalConfig:
-    """Per ranking task: binary -> AUC (gated), GAUC, calibration, mean label and prediction; regression -> RMSE
-    (gated); both -> example count. A task's gates are its `per_task` thresholds where it has them. A task
-    conditioned on another (`given`, not entire-space) is weighted by the given task's label. Retrieval is measured
-    by the benchmarks, not by TFMA."""
+    """Per ranking task: binary -> AUC and calibration (gated), GAUC, mean label and prediction; regression ->
+    RMSE (gated; mtrec's Evaluator adds the train-mean bound); both -> example count. A task's gates are its
+    `per_task` thresholds where it has them. A task conditioned on another (`given`, not entire-space) is weighted
+    by the given task's label. Retrieval is measured by the benchmarks, not by TFMA."""
     ranking = [task for task in tasks if task.type != "retrieval"]
     labels = {task.name: task.label for task in tasks}
     return tfma.EvalConfig(
