@@ -71,3 +71,12 @@ def test_failed_trivial_baseline_checks_are_named(tmp_path):
     summary["failed_thresholds"] = [f for f in summary["failed_thresholds"]
                                     if f.split(":")[0] in named or "change vs" in f]
     assert "evaluator thresholds" not in run_summary.failed_checks(summary)
+
+
+def test_the_summary_shows_the_train_mean_predictor_beside_the_model():
+    lines = run_summary.format_summary({
+        "status": "succeeded", "output_dir": "out", "metrics": {"rating": {"root_mean_squared_error": 0.74}},
+        "trivial_baselines": {"rating": {"train_mean": 3.516, "root_mean_squared_error": 1.1683},
+                              "click": {"auc": 0.5, "calibration": 1.0}}}).splitlines()
+    assert "  rating of the train-mean predictor (3.516): root_mean_squared_error 1.168" in lines
+    assert not [line for line in lines if line.startswith("  click of")]
