@@ -13,6 +13,7 @@ for a regression task, the random ranker's AUC and a calibrated model's calibrat
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Any
 
@@ -28,9 +29,13 @@ from tfx.utils import proto_utils
 from components.example_gen.executor import EVAL, TRAIN
 
 TRIVIAL_BASELINES_FILE = "trivial_baselines.json"  # in the ModelEvaluation artifact: {task: {metric: value}}
-AUC_METRIC, RMSE_METRIC = "AUC", "RootMeanSquaredError"  # TFMA's class names of the gated metrics
+# TFMA's class names of the gated metrics.
+AUC_METRIC, CALIBRATION_METRIC, RMSE_METRIC = "AUC", "Calibration", "RootMeanSquaredError"
 RANDOM_AUC = 0.5  # the AUC of a ranker that knows nothing
 CALIBRATED = 1.0  # mean prediction / mean label of a calibrated model
+# The calibration band is widened by this many relative standard errors of the eval split's mean label (about 95%):
+# on a sparse label a calibrated model's measured calibration strays far (1.83 on 5 positives in a small run).
+NOISE_Z = 2.0
 _BATCH = 8192
 
 
@@ -67,51 +72,76 @@ def train_mean_baseline(train_labels: np.ndarray, train_weights: np.ndarray, eva
     return {"train_mean": mean, "root_mean_squared_error": rmse}
 
 
+def calibration_allowance(labels: np.ndarray, weights: np.ndarray) -> float | None:
+    """How far a calibrated model's measured calibration strays by chance: exp(NOISE_Z relative standard errors
+    of the eval split's weighted mean label, sqrt((1 - p) / positives)). None without a positive label."""
+    positives = float(np.sum(weights * labels))
+    if positives <= 0:
+        return None
+    rate = positives / float(np.sum(weights))
+    return math.exp(NOISE_Z * math.sqrt((1 - rate) / positives))
+
+
 def trivial_baselines(eval_config: tfma.EvalConfig, train_split_uri: str, eval_split_uri: str
                       ) -> dict[str, dict[str, float]]:
-    """Per gated task: the train-mean predictor's figures (regression), the random ranker's AUC and a calibrated
-    model's calibration (binary). A task with an example weight key is weighted by it, as TFMA weighs it."""
+    """Per gated task: the train-mean predictor's figures (regression); the random ranker's AUC, a calibrated
+    model's calibration and the calibration's chance allowance (binary). A task with an example weight key is
+    weighted by it, as TFMA weighs it."""
     model_spec = eval_config.model_specs[0]
-    baselines: dict[str, dict[str, float]] = {name: {"auc": RANDOM_AUC, "calibration": CALIBRATED}
-                                              for name in _gated_outputs(eval_config, AUC_METRIC)}
-    regression = _gated_outputs(eval_config, RMSE_METRIC)
-    if not regression:
-        return baselines
-    columns = {model_spec.label_keys[name] for name in regression} | {
-        model_spec.example_weight_keys[name] for name in regression if name in model_spec.example_weight_keys}
-    train, evaluation = read_columns(train_split_uri, columns), read_columns(eval_split_uri, columns)
+    binary, regression = _gated_outputs(eval_config, AUC_METRIC), _gated_outputs(eval_config, RMSE_METRIC)
+    weight_columns = {name: model_spec.example_weight_keys.get(name) for name in (*binary, *regression)}
+    columns = {model_spec.label_keys[name] for name in weight_columns} | set(filter(None, weight_columns.values()))
+    evaluation = read_columns(eval_split_uri, columns) if columns else {}
+    train = read_columns(train_split_uri, columns) if regression else {}
+
+    def labels_and_weights(split: dict[str, np.ndarray], name: str) -> tuple[np.ndarray, np.ndarray]:
+        labels = split[model_spec.label_keys[name]]
+        return labels, split[weight_columns[name]] if weight_columns[name] else np.ones_like(labels)
+
+    baselines: dict[str, dict[str, float]] = {}
+    for name in binary:
+        baselines[name] = {"auc": RANDOM_AUC, "calibration": CALIBRATED}
+        allowance = calibration_allowance(*labels_and_weights(evaluation, name))
+        if allowance is None:
+            logging.warning("%s: no positive label in the eval split; its calibration is not gated.", name)
+        else:
+            baselines[name]["calibration_allowance"] = allowance
     for name in regression:
-        label, weight = model_spec.label_keys[name], model_spec.example_weight_keys.get(name)
-        baseline = train_mean_baseline(
-            train[label], train[weight] if weight else np.ones_like(train[label]),
-            evaluation[label], evaluation[weight] if weight else np.ones_like(evaluation[label]))
+        baseline = train_mean_baseline(*labels_and_weights(train, name), *labels_and_weights(evaluation, name))
         if baseline is None:
             logging.warning("%s: no weighted examples in a split; its RMSE is not gated by the train mean.", name)
-            continue
-        baselines[name] = baseline
+        else:
+            baselines[name] = baseline
     return baselines
 
 
-def tighten_rmse_bounds(eval_config: tfma.EvalConfig, baselines: dict[str, dict[str, float]]) -> None:
-    """Lowers each regression task's RMSE upper bound to its train-mean predictor's RMSE where that is stricter."""
+def apply_baselines(eval_config: tfma.EvalConfig, baselines: dict[str, dict[str, float]]) -> None:
+    """Lowers each regression task's RMSE upper bound to its train-mean predictor's RMSE where that is stricter,
+    and widens each binary task's calibration band by its chance allowance (drops it where there is none)."""
     for spec in eval_config.metrics_specs:
         for name in spec.output_names:
-            if "train_mean" not in baselines.get(name, {}):
-                continue
+            baseline = baselines.get(name, {})
             for metric in spec.metrics:
-                if metric.class_name != RMSE_METRIC:
-                    continue
-                rmse = baselines[name]["root_mean_squared_error"]
-                for per_slice in metric.per_slice_thresholds:
-                    value_threshold = per_slice.threshold.value_threshold
-                    limit = value_threshold.upper_bound.value if value_threshold.HasField("upper_bound") else rmse
-                    value_threshold.upper_bound.value = min(limit, rmse)
+                if metric.class_name == RMSE_METRIC and "train_mean" in baseline:
+                    rmse = baseline["root_mean_squared_error"]
+                    for per_slice in metric.per_slice_thresholds:
+                        bounds = per_slice.threshold.value_threshold
+                        bounds.upper_bound.value = min(bounds.upper_bound.value, rmse) if bounds.HasField(
+                            "upper_bound") else rmse
+                elif metric.class_name == CALIBRATION_METRIC and name in baselines:
+                    allowance = baseline.get("calibration_allowance")
+                    if allowance is None:
+                        del metric.per_slice_thresholds[:]
+                    for per_slice in metric.per_slice_thresholds:
+                        bounds = per_slice.threshold.value_threshold
+                        bounds.lower_bound.value /= allowance
+                        bounds.upper_bound.value *= allowance
 
 
 class Executor(evaluator_executor.Executor):
     def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
-        """TFX's Evaluator, with the train-mean bounds added to `eval_config` and the trivial baselines written.
+        """TFX's Evaluator, with `eval_config`'s bounds set from the trivial baselines, which it writes too.
 
         Args:
           input_dict: `examples` (with train and eval splits), `model`, optionally `baseline_model`.
@@ -126,7 +156,7 @@ class Executor(evaluator_executor.Executor):
         examples = input_dict[standard_component_specs.EXAMPLES_KEY]
         baselines = trivial_baselines(eval_config, artifact_utils.get_split_uri(examples, TRAIN),
                                       artifact_utils.get_split_uri(examples, EVAL))
-        tighten_rmse_bounds(eval_config, baselines)
+        apply_baselines(eval_config, baselines)
         logging.info("Trivial baselines: %s", baselines)
         super().Do(input_dict, output_dict, {
             **exec_properties, standard_component_specs.EVAL_CONFIG_KEY: proto_utils.proto_to_json(eval_config)})

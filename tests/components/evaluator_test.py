@@ -45,10 +45,15 @@ def splits(tmp_path):
     return str(tmp_path / "Split-train"), str(tmp_path / "Split-eval")
 
 
-def _rmse_bound(config: tfma.EvalConfig, output: str) -> float:
+def _thresholds(config: tfma.EvalConfig, output: str, class_name: str) -> list[tfma.MetricThreshold]:
     (spec,) = [s for s in config.metrics_specs if list(s.output_names) == [output] and not s.query_key]
-    (metric,) = [m for m in spec.metrics if m.class_name == executor.RMSE_METRIC]
-    return metric.per_slice_thresholds[0].threshold.value_threshold.upper_bound.value
+    (metric,) = [m for m in spec.metrics if m.class_name == class_name]
+    return [per_slice.threshold for per_slice in metric.per_slice_thresholds]
+
+
+def _rmse_bound(config: tfma.EvalConfig, output: str) -> float:
+    (threshold,) = _thresholds(config, output, executor.RMSE_METRIC)
+    return threshold.value_threshold.upper_bound.value
 
 
 def test_train_mean_baseline_by_hand():
@@ -68,7 +73,9 @@ def test_trivial_baselines_of_a_hand_built_split(splits):
     config = evaluation.eval_config(Evaluation(), TASKS)
     baselines = executor.trivial_baselines(config, *splits)
     assert sorted(baselines) == ["click", "rating", "watch"]  # not retrieval
-    assert baselines["click"] == {"auc": 0.5, "calibration": 1.0}
+    # click: 1 positive of 2 eval examples, rate 0.5: allowance exp(2 * sqrt((1 - 0.5) / 1)) = exp(sqrt(2)).
+    assert baselines["click"] == pytest.approx({"auc": 0.5, "calibration": 1.0,
+                                                "calibration_allowance": math.exp(math.sqrt(2))})
     assert baselines["rating"] == pytest.approx({"train_mean": 3.0, "root_mean_squared_error": math.sqrt(2.5)})
     assert baselines["watch"] == pytest.approx({"train_mean": 20.0, "root_mean_squared_error": 3.0})
 
@@ -79,14 +86,39 @@ def test_read_columns_parses_only_the_named_columns_with_their_own_types(splits)
     assert sorted(columns["rating"]) == [1.0, 2.0, 3.0, 6.0] and sorted(columns["clicked"]) == [0, 0, 1, 1]
 
 
+def test_the_calibration_allowance_by_hand():
+    # 4 positives of 100, rate 0.04: exp(2 * sqrt(0.96 / 4)) = exp(0.9798).
+    labels = np.array([1.0] * 4 + [0.0] * 96)
+    assert executor.calibration_allowance(labels, np.ones(100)) == pytest.approx(math.exp(2 * math.sqrt(0.24)))
+    # Weighted by a given label: 2 positives among the 4 weighted examples, rate 0.5: exp(2 * sqrt(0.5 / 2)) = e.
+    weights = np.array([1.0, 1, 0, 0, 1, 1])
+    assert executor.calibration_allowance(np.array([1.0, 1, 1, 1, 0, 0]), weights) == pytest.approx(math.e)
+    # Many positives, hardly any allowance: exp(2 * sqrt(0.5 / 5000)) = exp(0.02); none: no calibration to gate.
+    assert executor.calibration_allowance(np.array([1.0, 0] * 5000), np.ones(10000)) == pytest.approx(math.exp(0.02))
+    assert executor.calibration_allowance(np.zeros(5), np.ones(5)) is None
+
+
+def test_the_calibration_band_is_widened_by_its_allowance_or_dropped(splits):
+    config = evaluation.eval_config(Evaluation(min_calibration=0.5, max_calibration=2.0), [
+        *TASKS, Task("like", "binary", "clicked", given="rating")])
+    baselines = executor.trivial_baselines(config, *splits)
+    baselines["like"].pop("calibration_allowance")  # as if no eval positive
+    executor.apply_baselines(config, baselines)
+    (click,) = _thresholds(config, "click", executor.CALIBRATION_METRIC)
+    allowance = math.exp(math.sqrt(2))
+    assert click.value_threshold.lower_bound.value == pytest.approx(0.5 / allowance)
+    assert click.value_threshold.upper_bound.value == pytest.approx(2.0 * allowance)
+    assert _thresholds(config, "like", executor.CALIBRATION_METRIC) == []
+
+
 def test_the_stricter_of_max_rmse_and_the_baseline_bounds_the_rmse(splits):
     config = evaluation.eval_config(Evaluation(max_rmse=1.5, per_task={"watch": {"max_rmse": 2.0}}), TASKS)
     assert _rmse_bound(config, "rating") == 1.5 and _rmse_bound(config, "watch") == 2.0
-    executor.tighten_rmse_bounds(config, executor.trivial_baselines(config, *splits))
+    executor.apply_baselines(config, executor.trivial_baselines(config, *splits))
     # rating: the baseline sqrt(2.5) = 1.58 is looser than 1.5; watch: the baseline 3 is looser than 2.
     assert _rmse_bound(config, "rating") == 1.5 and _rmse_bound(config, "watch") == 2.0
     config = evaluation.eval_config(Evaluation(max_rmse=10.0), TASKS)
-    executor.tighten_rmse_bounds(config, executor.trivial_baselines(config, *splits))
+    executor.apply_baselines(config, executor.trivial_baselines(config, *splits))
     assert _rmse_bound(config, "rating") == pytest.approx(math.sqrt(2.5))
     assert _rmse_bound(config, "watch") == pytest.approx(3.0)
 

@@ -50,6 +50,9 @@ def small_run_config(output_dir: str) -> dict:
         "text_encoder": {"max_length": 24,
                          "backbone": {"num_layers": 1, "num_heads": 2, "hidden_dim": 16, "intermediate_dim": 32}},
         "training": {"epochs": 4, "batch_size": 128, "learning_rate": 0.01},
+        # About 10 of the small data's eval events are purchases: the 4-epoch purchase head's calibration measured
+        # 3.4 in one run and 1.8 (on 5 positives) in another, so its band is wider than the default [0.5, 2].
+        "evaluation": {"per_task": {"purchase": {"min_calibration": 0.25, "max_calibration": 4.0}}},
         # Beam in process: on CI's 2 cores worker processes only add start-up time (tests/e2e/beam_modes_test.py
         # shows both modes give the same output; the default run test uses the multi-processing default).
         "beam": {"direct_running_mode": "in_memory", "direct_num_workers": 1},
@@ -88,7 +91,10 @@ def test_model_learns_and_is_blessed_and_pushed(finished_run):
     trivial = summary["trivial_baselines"]
     assert summary["metrics"]["rating"]["root_mean_squared_error"] < trivial["rating"]["root_mean_squared_error"]
     assert 1 <= trivial["rating"]["train_mean"] <= 5
-    assert trivial["click"] == {"auc": 0.5, "calibration": 1.0} == trivial["purchase"]
+    for task in ("click", "purchase"):
+        assert (trivial[task]["auc"], trivial[task]["calibration"]) == (0.5, 1.0)
+    # The calibration band's chance allowance is far wider on the sparse purchases than on the clicks.
+    assert 1 < trivial["click"]["calibration_allowance"] < 1.2 < trivial["purchase"]["calibration_allowance"]
     assert summary["blessed"] is True and summary["failed_thresholds"] == []
     assert summary["serving_check"] == {"passed": True, "disallowed_ops": []}
     assert summary["pushed"] is True and summary["failed_checks"] == []
