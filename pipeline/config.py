@@ -185,13 +185,13 @@ class Evaluation:
     """Absolute thresholds, and the most a new model may lose against the latest blessed one: AUC for every
     binary task, RMSE for every regression task. Every task must also beat its trivial baseline: a binary task's
     AUC must exceed the random ranker's 0.5 by `min_auc_lift` (the stricter of that and `min_auc` applies), and
-    its calibration (mean prediction / mean label, overall) lie in [`min_calibration`, `max_calibration`]; a
-    regression task's RMSE on the eval split must not exceed that of predicting the train split's mean label (the
-    stricter of that and `max_rmse` applies). `slices`: declared categorical features whose values the
-    Evaluator also reports metrics for, beside the overall figures and the item popularity and user activity
-    slices; null (the default) takes the declared categorical context features (e.g. the device). `per_task`:
-    task name -> thresholds of its own that replace the ones above for that task, e.g. `{follow: {min_auc: 0.55}}`
-    for a sparse signal."""
+    its calibration (mean prediction / mean label, overall) lie in [`min_calibration`, `max_calibration`],
+    widened by the chance allowance of the eval split's label count (components/evaluator); a regression task's
+    RMSE on the eval split must not exceed that of predicting the train split's mean label (the stricter of that
+    and `max_rmse` applies). `slices`: declared categorical features whose values the Evaluator also reports
+    metrics for, beside the overall figures and the item popularity and user activity slices; null (the default)
+    takes the declared categorical context features (e.g. the device). `per_task`: task name -> thresholds of its
+    own that replace the ones above for that task, e.g. `{follow: {min_auc: 0.55}}` for a sparse signal."""
 
     min_auc: float = 0.6
     max_rmse: float = 1.5

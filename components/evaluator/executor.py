@@ -1,13 +1,16 @@
-"""The Evaluator's executor: TFX's, once every regression task is gated against the train-mean predictor.
+"""The Evaluator's executor: TFX's, once the thresholds that depend on the data are set.
 
 The train split's mean label is known only at run time, so the EvalConfig built with the pipeline cannot hold
 that bound. Before TFMA runs, this executor reads the label (and weight) columns of the train and eval splits and
 lowers each regression task's RMSE upper bound (max_rmse) to the eval-split RMSE of always predicting the train
-mean, where that is stricter. A model that does no better than the trivial predictor is then not blessed.
+mean, where that is stricter. A model that does no better than the trivial predictor is then not blessed. It
+widens each binary task's calibration band by the chance allowance of the eval split's label count
+(`calibration_allowance`), so a calibrated model is not refused for a handful of positives.
 
 It writes each task's trivial baseline beside the evaluation (TRIVIAL_BASELINES_FILE), keyed by TFMA's metric
 names, so the run summary and the report show them beside the model's figures: the train-mean predictor's RMSE
-for a regression task, the random ranker's AUC and a calibrated model's calibration for a binary task.
+for a regression task, the random ranker's AUC and a calibrated model's calibration (and its allowance) for a
+binary task.
 """
 
 from __future__ import annotations
