@@ -11,6 +11,7 @@ from tfx import v1 as tfx
 from components.artifacts import ValidatedStatistics
 from components.data_gate.component import DataGate
 from components.data_validator.component import DataValidator
+from components.evaluator.component import Evaluator
 from components.example_gen.component import EventsExampleGen
 from components.pusher.component import Pusher
 from components.retrieval_evaluator.component import RetrievalEvaluator
@@ -94,8 +95,9 @@ def create_pipeline(
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver") if baseline else None
-    # Per-task metrics on raw eval examples; blesses the model when every threshold holds.
-    evaluator = tfx.components.Evaluator(
+    # Per-task metrics on raw eval examples; blesses the model when every threshold holds, each task's trivial
+    # baseline (the train-mean predictor, the random ranker, calibration 1) included.
+    evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"] if model_resolver else None,

@@ -208,6 +208,21 @@ def _shown_metrics(by_slice: dict[str, dict[str, Any]]) -> list[tuple[str, str]]
             if metric in overall[output]]
 
 
+def _trivial_baselines_table(summary: dict[str, Any]) -> str:
+    """The model's overall figures beside each task's trivial baseline, which the Evaluator also gates on: the
+    train-mean predictor (regression), the random ranker's AUC and a calibrated model's calibration (binary)."""
+    baselines = summary.get("trivial_baselines", {})
+    if not baselines:
+        return ""
+    names = {"root_mean_squared_error": "the train-mean predictor", "auc": "a random ranker",
+             "calibration": "a calibrated model"}
+    rows = [[task, metric, summary.get("metrics", {}).get(task, {}).get(metric, ""), round(value, 4), names[metric]]
+            for task, baseline in sorted(baselines.items()) for metric, value in sorted(baseline.items())
+            if metric in names]
+    return ("<p>Each task against its trivial baseline (overall slice):</p>"
+            + _table(["task", "metric", "model", "trivial baseline", "which is"], rows))
+
+
 def _evaluation_section(artifacts: dict[str, list[Any]], summary: dict[str, Any]) -> str:
     import tensorflow_model_analysis as tfma
 
@@ -250,6 +265,7 @@ def _evaluation_section(artifacts: dict[str, list[Any]], summary: dict[str, Any]
             axis.set_title(f"{output} {metric} per slice")
             axis.invert_yaxis()
         parts.append(_figure(fig, "metrics per slice"))
+    parts.append(_trivial_baselines_table(summary))
     thresholds = summary.get("thresholds")
     if thresholds:
         parts.append("<p>Thresholds (all on the overall slice): " + ", ".join(
@@ -262,7 +278,8 @@ def _evaluation_section(artifacts: dict[str, list[Any]], summary: dict[str, Any]
         parts.append('<p class="ok">Blessed: every absolute threshold and change threshold held.</p>')
     else:
         parts.append('<p class="bad">Not blessed. Failed thresholds:</p><ul>'
-                     + "".join(f"<li>{_e(f)}</li>" for f in summary.get("failed_thresholds", [])) + "</ul>")
+                     + "".join(f"<li>{_e(f)}</li>" for f in (*summary.get("failed_baseline_checks", {}).values(),
+                                                              *summary.get("failed_thresholds", []))) + "</ul>")
     parts.append("</section>")
     return "".join(parts)
 

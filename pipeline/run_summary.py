@@ -12,6 +12,7 @@ from google.protobuf import text_format
 from ml_metadata.proto import metadata_store_pb2
 
 from components.artifacts import RetrievalEvaluation
+from components.evaluator import executor as evaluator_executor
 from components.example_gen import executor as example_gen_executor
 from components.retrieval_evaluator import component as retrieval_evaluator
 from components.retrieval_evaluator import metrics as retrieval_metrics
@@ -110,6 +111,38 @@ def failed_validations(uri: str) -> list[str]:
     return failures
 
 
+def trivial_baselines(uri: str) -> dict[str, dict[str, float]]:
+    """The trivial baselines the Evaluator wrote beside a ModelEvaluation ({} for an evaluation without them)."""
+    path = os.path.join(uri, evaluator_executor.TRIVIAL_BASELINES_FILE)
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def failed_baseline_checks(uri: str, baselines: dict[str, dict[str, float]]) -> dict[str, str]:
+    """"output/metric" -> what failed, for each trivial-baseline check that failed: an RMSE not below the
+    train-mean predictor's, an AUC not above the random ranker's, a calibration outside its band."""
+    failed = {}
+    for per_slice in tfma.load_validation_result(uri).metric_validations_per_slice:
+        for failure in per_slice.failures:
+            key, value = failure.metric_key, failure.metric_value.double_value.value
+            baseline, bounds = baselines.get(key.output_name, {}), failure.metric_threshold.value_threshold
+            if key.is_diff or key.name not in baseline:
+                continue
+            if key.name == "root_mean_squared_error" and value > baseline[key.name]:
+                message = f"RMSE {value:.3f} is not below the train-mean predictor's {baseline[key.name]:.3f}"
+            elif key.name == "auc" and value <= baseline[key.name]:
+                message = f"AUC {value:.3f} does not beat the random ranker's {baseline[key.name]:g}"
+            elif key.name == "calibration":
+                message = (f"calibration {value:.3f} is outside [{bounds.lower_bound.value:g}, "
+                           f"{bounds.upper_bound.value:g}] (a calibrated model's is {baseline[key.name]:g})")
+            else:
+                continue
+            failed[f"{key.output_name}/{key.name}"] = f"{key.output_name}: {message}"
+    return failed
+
+
 def summarise(metadata_path: str) -> dict[str, Any]:
     artifacts = latest_run_artifacts(open_store(metadata_path))
     summary: dict[str, Any] = {}
@@ -119,6 +152,8 @@ def summarise(metadata_path: str) -> dict[str, Any]:
         if tfma.BASELINE_KEY in by_model:
             summary["baseline_metrics"] = by_model[tfma.BASELINE_KEY]
         summary["failed_thresholds"] = failed_validations(evaluation.uri)
+        summary["trivial_baselines"] = trivial_baselines(evaluation.uri)
+        summary["failed_baseline_checks"] = failed_baseline_checks(evaluation.uri, summary["trivial_baselines"])
     for blessing in artifacts.get("ModelBlessing", [])[-1:]:
         summary["blessed"] = bool(artifact_property(blessing, "blessed"))
     for blessing in artifacts.get("InfraBlessing", [])[-1:]:
@@ -167,8 +202,10 @@ def failed_checks(summary: dict[str, Any]) -> list[str]:
     """Which checks kept a finished run's model from being pushed."""
     checks = []
     failures = summary.get("failed_thresholds", [])
-    if any("change vs baseline" not in failure for failure in failures):
+    named = summary.get("failed_baseline_checks", {})
+    if any("change vs baseline" not in failure and failure.split(":")[0] not in named for failure in failures):
         checks.append("evaluator thresholds")
+    checks.extend(named.values())
     if any("change vs baseline" in failure for failure in failures):
         checks.append("change thresholds against the latest blessed model")
     if summary.get("retrieval") and not summary["retrieval"]["blessed"]:
@@ -191,6 +228,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     for output, values in sorted(summary.get("baseline_metrics", {}).items()):
         shown = ", ".join(f"{name} {value:g}" for name, value in sorted(values.items()) if name != "example_count")
         lines.append(f"  {output} of the baseline (latest blessed model): {shown}")
+    for output, baseline in sorted(summary.get("trivial_baselines", {}).items()):
+        if "train_mean" in baseline:
+            lines.append(f"  {output} of the train-mean predictor ({baseline['train_mean']:.4g}): "
+                         f"root_mean_squared_error {baseline['root_mean_squared_error']:.4g}")
     if "blessed" in summary:
         lines.append(f"  model {'BLESSED' if summary['blessed'] else 'NOT blessed'} by the Evaluator")
     for failure in summary.get("failed_thresholds", []):

@@ -5,7 +5,9 @@ words, so the text carries the signal. Every user has a taste over topics. Click
 user's taste for the item's topic plus the item's quality, so ids, history and text all help predict them. A
 purchase follows some clicks (about 2% of the events), more often the stronger the affinity and the lower the
 price: a sparse post-click label. A share of the catalogue never appears in any event: cold items, recommendable
-only through their text.
+only through their text. The rest are released over time: some are out when the log starts, the others come
+out at times spread over it, and no event happens on an item before its release, so the latest events (a time
+split's eval split) include items that are new at that point, unseen in any earlier event.
 
 The declared features (`declared_features`) carry signal too: a user's age group favours two topics and their
 tenure adds to every click (users.csv; a tenure may be missing, empty or the sentinel -1), the event's device and
@@ -63,6 +65,8 @@ class SyntheticConfig:
     num_items: int = 300
     events_per_user: int = 30
     cold_item_fraction: float = 0.1
+    # The share of the items that do appear which are released during the log (the rest are out at its start).
+    new_item_fraction: float = 0.5
     seed: int = 7
 
 
@@ -74,15 +78,18 @@ def _text(rng: np.random.Generator, topic: str, words: int) -> str:
     return " ".join(chosen)
 
 
-def _draw(rng: np.random.Generator, topic_counts: np.ndarray, topic_weights: np.ndarray, size: int) -> np.ndarray:
+def _draw(rng: np.random.Generator, topic_counts: np.ndarray, topic_weights: np.ndarray, size: int,
+          available: np.ndarray | None = None) -> np.ndarray:
     """`size` positions drawn exactly as `rng.choice(len(topic_counts), size, p=w / w.sum())` draws them, where w[j]
-    is the weight of position j's topic and `topic_counts[j]` counts each topic over positions 0..j.
+    is the weight of position j's topic and `topic_counts[j]` counts each topic over positions 0..j. `available`:
+    per draw, how many leading positions it may pick from (default all), e.g. the items released by then.
 
     A binary search over the cumulative weights (`topic_counts @ topic_weights`, row by row) costs O(size log n)
     per user instead of rng.choice's O(n); with 10^5 users and items that is seconds instead of an hour. The
-    same uniforms pick the same positions, so the generated data is unchanged."""
-    targets = rng.random(size) * (topic_counts[-1] @ topic_weights)
-    low, high = np.zeros(size, np.int64), np.full(size, len(topic_counts) - 1)
+    same uniforms pick the same positions as rng.choice."""
+    last = np.full(size, len(topic_counts) - 1) if available is None else np.asarray(available) - 1
+    targets = rng.random(size) * (topic_counts[last] @ topic_weights)
+    low, high = np.zeros(size, np.int64), last
     while np.any(low < high):  # the first position whose cumulative weight exceeds the target
         middle = (low + high) // 2
         above = topic_counts[middle] @ topic_weights > targets
@@ -92,6 +99,9 @@ def _draw(rng: np.random.Generator, topic_counts: np.ndarray, topic_weights: np.
 
 def generate(output_dir: str, config: SyntheticConfig = SyntheticConfig()) -> tuple[str, str, str]:
     """Writes events.csv, items.csv and users.csv into `output_dir`; returns their paths. Same config, same bytes."""
+    if not 0 <= config.new_item_fraction < 1:
+        raise ValueError(f"new_item_fraction: must be in [0, 1) (some items must be out when the log starts), "
+                         f"got {config.new_item_fraction}")
     rng = np.random.default_rng(config.seed)
     # The declared features draw from streams of their own, so adding one leaves the others' draws as they were.
     feature_rng = np.random.default_rng([config.seed, 2])
@@ -127,7 +137,13 @@ def generate(output_dir: str, config: SyntheticConfig = SyntheticConfig()) -> tu
     favoured = np.array([[topic in AGE_GROUPS[age] for topic in topics] for age in ages], np.float64)
 
     num_cold = int(round(config.cold_item_fraction * config.num_items))
-    warm_items = np.sort(rng.permutation(config.num_items)[num_cold:])
+    # In release order (a random one), so the items out at any time are a prefix of it.
+    warm_items = rng.permutation(config.num_items)[num_cold:]
+    start, span = 1_600_000_000, 180 * 86_400
+    # Release times: the first items are out at the start, the others spread over the log.
+    num_new = int(round(config.new_item_fraction * len(warm_items)))
+    release = np.sort(np.concatenate([np.zeros(len(warm_items) - num_new, np.int64),
+                                      rng.integers(0, span, size=num_new)]))
     # Topics seen so far along warm_items: the exposure distribution's cumulative sum is this times a user's
     # per-topic weights, so a user's draw never touches the whole catalogue.
     topic_counts = np.cumsum(np.eye(len(topics), dtype=np.int64)[item_topic[warm_items]], axis=0)
@@ -137,7 +153,6 @@ def generate(output_dir: str, config: SyntheticConfig = SyntheticConfig()) -> tu
     purchase_rng = np.random.default_rng([config.seed, 1])
     devices = list(DEVICES)
     events_path = os.path.join(output_dir, input_contract.EVENTS_FILE)
-    start = 1_600_000_000
     with open(events_path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow([*features.DEFAULT_EVENT_COLUMNS, features.PURCHASED, DEVICE])
@@ -145,8 +160,11 @@ def generate(output_dir: str, config: SyntheticConfig = SyntheticConfig()) -> tu
             taste = tastes[user]
             # Users mostly see items of topics they like (exposure), and sometimes anything.
             count = int(rng.integers(config.events_per_user // 2, config.events_per_user * 3 // 2 + 1))
-            shown = warm_items[_draw(rng, topic_counts, taste + 0.02, count)]
-            times = start + np.sort(rng.integers(0, 180 * 86_400, size=count))
+            offsets = np.sort(rng.integers(0, span, size=count))
+            # Only items released by the event's time can be shown.
+            released = np.searchsorted(release, offsets, side="right")
+            shown = warm_items[_draw(rng, topic_counts, taste + 0.02, count, released)]
+            times = start + offsets
             device = feature_rng.choice(len(devices), size=count, p=DEVICE_SHARES)
             user_shift = 0.1 * np.log1p(user_tenure[user]) - 0.5
             for item, timestamp, on in zip(shown, times, device, strict=True):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -51,6 +52,9 @@ def small_run_config(output_dir: str) -> dict:
         "text_encoder": {"max_length": 24,
                          "backbone": {"num_layers": 1, "num_heads": 2, "hidden_dim": 16, "intermediate_dim": 32}},
         "training": {"epochs": 4, "batch_size": 128, "learning_rate": 0.01},
+        # About 10 of the small data's eval events are purchases: the 4-epoch purchase head's calibration measured
+        # 3.4 in one run and 1.8 (on 5 positives) in another, so its band is wider than the default [0.5, 2].
+        "evaluation": {"per_task": {"purchase": {"min_calibration": 0.25, "max_calibration": 4.0}}},
         # Beam in process: on CI's 2 cores worker processes only add start-up time (tests/e2e/beam_modes_test.py
         # shows both modes give the same output; the default run test uses the multi-processing default).
         "beam": {"direct_running_mode": "in_memory", "direct_num_workers": 1},
@@ -85,6 +89,14 @@ def test_model_learns_and_is_blessed_and_pushed(finished_run):
     # The synthetic clicks depend on taste and topic: a model that learned nothing scores 0.5.
     assert summary["metrics"]["click"]["auc"] > 0.6
     assert summary["metrics"]["rating"]["root_mean_squared_error"] < 1.5
+    # Every task beat its trivial baseline, which the Evaluator computed from the splits.
+    trivial = summary["trivial_baselines"]
+    assert summary["metrics"]["rating"]["root_mean_squared_error"] < trivial["rating"]["root_mean_squared_error"]
+    assert 1 <= trivial["rating"]["train_mean"] <= 5
+    for task in ("click", "purchase"):
+        assert (trivial[task]["auc"], trivial[task]["calibration"]) == (0.5, 1.0)
+    # The calibration band's chance allowance is far wider on the sparse purchases than on the clicks.
+    assert 1 < trivial["click"]["calibration_allowance"] < 1.2 < trivial["purchase"]["calibration_allowance"]
     assert summary["blessed"] is True and summary["failed_thresholds"] == []
     assert summary["serving_check"] == {"passed": True, "disallowed_ops": []}
     # The retrieve signature finds the eval items better than the most popular items do.
@@ -187,6 +199,7 @@ def test_report_has_every_section_and_its_plots(finished_run):
     assert "<td>item_popularity=" in page and "<td>user_activity=" in page  # per-slice rows
     assert "retrieve" in page and "Serving check passed" in page
     assert "Thresholds (all on the overall slice): min_auc 0.6" in page
+    assert "Each task against its trivial baseline" in page and "<td>the train-mean predictor</td>" in page
     assert "http://" not in page and "https://" not in page and "<script" not in page  # self-contained
 
 
@@ -210,3 +223,30 @@ def test_rerunning_an_unchanged_config_pushes_nothing_new(finished_run, tmp_path
     versions = sorted(os.listdir(output_dir / "serving"))
     assert cli.main(["run", "--config", str(path)]) == 0
     assert sorted(os.listdir(output_dir / "serving")) == versions
+
+
+def test_a_model_worse_than_the_train_mean_is_refused_and_the_check_named(finished_run, tmp_path):
+    """A rating head that did not learn passes max_rmse 100, but not the train-mean predictor's RMSE. With
+    learning rate 1e-7 it stays where it starts: log1p's head starts at the mean of log1p(rating), whose expm1
+    lies below the mean rating (Jensen), and its random kernel adds noise on top."""
+    output_dir, _ = finished_run
+    versions_before = sorted(os.listdir(output_dir / "serving"))
+    config = small_run_config(str(output_dir))
+    config["training"].update({"epochs": 1, "learning_rate": 1e-7})
+    config["model"] = {"tasks": [
+        {"name": "retrieval", "type": "retrieval", "label": "clicked"},
+        {"name": "click", "type": "binary", "label": "clicked"},
+        {"name": "rating", "type": "regression", "label": "rating", "label_transform": "log1p"}]}
+    config["evaluation"] = {"max_rmse": 100.0}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert cli.main(["run", "--config", str(path), "--quiet"]) == 0
+    with open(output_dir / local_runner.SUMMARY_FILE, encoding="utf-8") as handle:
+        summary = json.load(handle)
+    model, train_mean = (summary["metrics"]["rating"]["root_mean_squared_error"],
+                         summary["trivial_baselines"]["rating"]["root_mean_squared_error"])
+    assert model > train_mean
+    assert summary["blessed"] is False and summary["pushed"] is False
+    expected = re.compile(rf"rating: RMSE \d+\.\d{{3}} is not below the train-mean predictor's {train_mean:.3f}$")
+    assert [check for check in summary["failed_checks"] if expected.match(check)], summary["failed_checks"]
+    assert sorted(os.listdir(output_dir / "serving")) == versions_before

@@ -202,6 +202,9 @@ def test_valid_configs_take_what_they_name_and_round_trip(values, yaml_path):
         expected["model"]["tasks"] = [dataclasses.asdict(task) for task in config.default_tasks(loaded.data.source)]
     if values.get("features") is None:  # null (or left out) means the data source's declared features
         expected["features"] = [dataclasses.asdict(feature) for feature in config.default_features(loaded.data.source)]
+    if values.get("evaluation", {}).get("per_task") is None:  # null: the default tasks' own thresholds, if any
+        expected["evaluation"]["per_task"] = (config.default_task_thresholds(loaded.data.source)
+                                              if values.get("model", {}).get("tasks") is None else {})
     if values.get("evaluation", {}).get("slices") is None:  # null (or left out): the categorical context features
         expected["evaluation"]["slices"] = config.RunConfig(features=loaded.features).evaluation.slices
     for check in ("drift", "skew"):  # null (or left out) means the defaults for the configured tasks' labels

@@ -91,3 +91,21 @@ def test_a_task_may_have_thresholds_of_its_own():
     assert _metric(config, "follow", "AUC").threshold.value_threshold.lower_bound.value == 0.55
     assert _metric(config, "follow", "AUC").threshold.change_threshold.absolute.value == -0.02  # the overall one
     assert _metric(config, "watch", "RootMeanSquaredError").threshold.value_threshold.upper_bound.value == 3.0
+
+
+def test_binary_tasks_must_beat_a_random_ranker_and_be_calibrated():
+    """The AUC bound is the stricter of min_auc and 0.5 + min_auc_lift; the calibration band is gated on the
+    overall slice, without a change threshold; a task's own values replace them."""
+    config = evaluation.eval_config(Evaluation(min_auc=0.51, min_auc_lift=0.05, min_calibration=0.8,
+                                               max_calibration=1.25, per_task={"purchase": {
+                                                   "min_auc": 0.7, "min_calibration": 0.3}}),
+                                    default_tasks("synthetic"))
+    assert _metric(config, features.CLICK_TASK, "AUC").threshold.value_threshold.lower_bound.value == 0.55
+    assert _metric(config, features.PURCHASE_TASK, "AUC").threshold.value_threshold.lower_bound.value == 0.7
+    for task, lower in ((features.CLICK_TASK, 0.8), (features.PURCHASE_TASK, 0.3)):
+        calibration = _metric(config, task, "Calibration").threshold
+        assert calibration.value_threshold.lower_bound.value == lower
+        assert calibration.value_threshold.upper_bound.value == 1.25
+        assert not calibration.HasField("change_threshold")
+    assert not [m for s in config.metrics_specs if list(s.output_names) == [features.RATING_TASK]
+                for m in s.metrics if m.class_name == "Calibration"]

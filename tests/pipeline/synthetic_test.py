@@ -8,15 +8,17 @@ import filecmp
 import os
 
 import numpy as np
+import pytest
 
+from components.example_gen import executor as example_gen_executor
 from components.example_gen import input_contract
 from models import features
 from pipeline.data import synthetic
 from tests.conftest import SMALL
 
 # sha256 of the user, item, timestamp, clicked and rating columns for SyntheticConfig(num_users=300, num_items=80,
-# seed=5): the generated data changes only on purpose (it last did when the declared features joined the clicks).
-EVENTS_DIGEST = "4b82bd41852cb4ea"
+# seed=5): the generated data changes only on purpose (it last did when items got release times).
+EVENTS_DIGEST = "4bb318fb520e6774"
 
 
 def test_same_config_same_bytes(tmp_path):
@@ -116,3 +118,60 @@ def test_draw_is_numpys_weighted_choice():
     topic_counts = np.cumsum(np.eye(8, dtype=np.int64)[topics], axis=0)
     drawn = synthetic._draw(np.random.default_rng(1), topic_counts, weights, 3000)
     np.testing.assert_array_equal(drawn, expected)
+
+
+def _time_split(directory: str) -> dict[str, list[input_contract.Event]]:
+    """The events of each split, as EventsExampleGen's default time split makes them."""
+    items = input_contract.read_items(os.path.join(directory, input_contract.ITEMS_FILE))
+    by_user = collections.defaultdict(list)
+    for line, event in enumerate(input_contract.read_events(os.path.join(directory, input_contract.EVENTS_FILE),
+                                                            items)):
+        by_user[event.user_id].append((line, event, None))
+    splits = collections.defaultdict(list)
+    for events in by_user.values():
+        for split, event, _, _ in example_gen_executor.user_timeline(events, 20, "time", 0.2, 42):
+            splits[split].append(event)
+    return splits
+
+
+def test_the_default_datas_eval_split_holds_items_new_at_that_point(tmp_path):
+    """Items come out over the log, so the default run's eval split has events on items absent from its train
+    split: the `item_popularity=cold` slice is not empty. Without releases (new_item_fraction 0) it has none."""
+    synthetic.generate(str(tmp_path / "default"), synthetic.SyntheticConfig())
+    splits = _time_split(str(tmp_path / "default"))
+    seen = {event.item_id for event in splits[example_gen_executor.TRAIN]}
+    new = [event for event in splits[example_gen_executor.EVAL] if event.item_id not in seen]
+    assert len(new) >= 50 and len({event.item_id for event in new}) >= 10
+    synthetic.generate(str(tmp_path / "static"), synthetic.SyntheticConfig(new_item_fraction=0.0))
+    splits = _time_split(str(tmp_path / "static"))
+    seen = {event.item_id for event in splits[example_gen_executor.TRAIN]}
+    assert all(event.item_id in seen for event in splits[example_gen_executor.EVAL])
+
+
+def test_items_first_appear_over_the_whole_log(tmp_path):
+    """About half the appearing items are out at the start; the others first appear spread over the log."""
+    synthetic.generate(str(tmp_path), synthetic.SyntheticConfig())
+    items = input_contract.read_items(os.path.join(str(tmp_path), input_contract.ITEMS_FILE))
+    first: dict[str, int] = {}
+    for event in input_contract.read_events(os.path.join(str(tmp_path), input_contract.EVENTS_FILE), items):
+        first[event.item_id] = min(first.get(event.item_id, event.timestamp), event.timestamp)
+    times = np.array(sorted(first.values()))
+    position = (times - times[0]) / (times[-1] - times[0])
+    assert 0.25 < np.mean(position > 0.5) < 0.4  # half the new items are released in the log's second half
+    assert np.mean(position > 0.9) > 0.03
+
+
+def test_a_new_item_fraction_of_one_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="new_item_fraction"):
+        synthetic.generate(str(tmp_path), synthetic.SyntheticConfig(new_item_fraction=1.0))
+
+
+def test_draw_picks_only_available_positions():
+    """With `available`, each draw is rng.choice over its own leading positions only."""
+    topics = np.random.default_rng(0).integers(8, size=500)
+    weights = np.full(8, 1.0)
+    topic_counts = np.cumsum(np.eye(8, dtype=np.int64)[topics], axis=0)
+    available = np.repeat([1, 10, 500], 1000)
+    drawn = synthetic._draw(np.random.default_rng(1), topic_counts, weights, 3000, available)
+    assert (drawn < available).all() and (drawn[:1000] == 0).all()
+    assert len(set(drawn[1000:2000])) == 10 and len(set(drawn[2000:])) > 400
