@@ -147,7 +147,7 @@ class Model:
     use_categories: bool = True
     max_categories: int = 4
     feature_embedding_dim: int = 8
-    item_id_dropout: float = 0.0
+    item_id_dropout: float = 0.1
     tasks: list[Task] | None = None
 
 
