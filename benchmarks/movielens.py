@@ -502,7 +502,7 @@ def run(events: list[input_contract.Event], items: dict[str, input_contract.Item
         "protocol": {"events": len(events), "train": len(train), "test": len(test), "seed": PROTOCOL_SEED,
                      "validation_from_train": len(validation), "top_k": TOP_K,
                      "history": "training events strictly before the event, most recent first",
-                     "click": "rating >= 4"},
+                     "click": "clicked (ML-100K: rating >= 4)"},
         "settings": dataclasses.asdict(settings),
         "models": models,
         "selection": selection,
