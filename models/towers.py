@@ -9,6 +9,7 @@ import keras
 
 from models import features
 from models.embedding import SparseEmbedding, masked_mean
+from models.id_dropout import IdDropout
 
 
 class UserTower(keras.layers.Layer):
@@ -49,7 +50,9 @@ class ItemTower(keras.layers.Layer):
     projected to `output_dim`.
 
     An item without interactions falls into the OOV id bucket, so its text, categories and attributes carry it:
-    this is what makes cold items recommendable.
+    this is what makes cold items recommendable. `id_dropout` trains for that case: in training, that share of
+    candidates is looked up through the OOV row (the item index space's last row: padding 0, the vocabulary, then
+    the OOV bucket, see models.preprocessing), so the row is trained and the content path learns to carry the item.
 
     Args:
         item_embedding: keras.layers.Embedding. The item id table (index 0 is padding).
@@ -58,14 +61,16 @@ class ItemTower(keras.layers.Layer):
             builds an id-and-categories tower without text.
         output_dim: int. Size of the item embedding.
         item_features: FeatureEncoder or None. The declared item features (None: none declared).
+        id_dropout: float. Share of training examples that see their item through the OOV id row (0: none).
     """
 
     def __init__(self, item_embedding: keras.layers.Embedding, num_categories: int,
                  text_encoder: keras.layers.Layer | None, output_dim: int,
-                 item_features: keras.layers.Layer | None = None, **kwargs: Any):
+                 item_features: keras.layers.Layer | None = None, id_dropout: float = 0.0, **kwargs: Any):
         super().__init__(**kwargs)
         # === Layers ===
         self.item_embedding = item_embedding
+        self.item_id_dropout = IdDropout(id_dropout, oov_index=item_embedding.input_dim - 1, name="item_id_dropout")
         self.item_features = item_features
         self.category_embedding = (SparseEmbedding(num_categories, output_dim, name="category_embedding")
                                    if num_categories else None)
@@ -77,10 +82,11 @@ class ItemTower(keras.layers.Layer):
         # === Config ===
         self.num_categories = num_categories
         self.output_dim = output_dim
+        self.id_dropout = id_dropout
 
-    def call(self, inputs: dict[str, Any]) -> Any:
+    def call(self, inputs: dict[str, Any], training: bool = False) -> Any:
         categories = inputs[features.CATEGORY_INDICES]
-        parts = [self.item_embedding(inputs[features.ITEM_INDEX])]
+        parts = [self.item_embedding(self.item_id_dropout(inputs[features.ITEM_INDEX], training=training))]
         if self.category_embedding is not None:
             parts.append(masked_mean(self.category_embedding(categories), categories))
         if self.text_encoder is not None:

@@ -7,7 +7,6 @@ import json
 import os
 import sys
 
-from components.example_gen import input_contract
 from components.example_gen.input_contract import InputError
 from pipeline import config as config_lib
 from pipeline import kubeflow as kubeflow_lib
@@ -150,13 +149,15 @@ def _benchmark(args: argparse.Namespace) -> int:
         from benchmarks import movielens
 
         if not args.data:
-            raise InputError("benchmark movielens: --data DIR (the GroupLens ML-100K files) is required")
+            raise InputError("benchmark movielens: --data DIR (the GroupLens ML-100K files, or events.csv and "
+                             "items.csv in the CSV contract) is required")
         with tempfile.TemporaryDirectory(prefix="mtrec-movielens-") as work_dir:
-            events, items, users = movielens.load_movielens(args.data, work_dir)
-            report = movielens.run(events, items, os.path.join(work_dir, "csv", input_contract.ITEMS_FILE), work_dir,
-                                   log=lambda line: print(f"mtrec: {line}", flush=True), users=users)
+            data = movielens.load(args.data, work_dir)
+            report = movielens.run(data.events, data.items, data.items_path, work_dir,
+                                   log=lambda line: print(f"mtrec: {line}", flush=True), users=data.users,
+                                   dataset=data.name)
         print(json.dumps(report["targets"], indent=2))
-        print("mtrec: wrote " + ", ".join(movielens.write(report, args.output)))
+        print("mtrec: wrote " + ", ".join(movielens.write(report, args.output, data.report_name)))
     elif args.name == "kuairand":
         _kuairand(args)
     elif args.name == "scale":
@@ -299,8 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     benchmark = commands.add_parser("benchmark", help="run a benchmark; results go to JSON and markdown")
     benchmark.add_argument("name", choices=["serving", "movielens", "kuairand", "scale", "reliability",
                                                     "retrieval-gate"])
-    benchmark.add_argument("--data", help="movielens: directory of the GroupLens ML-100K files; kuairand: of the "
-                                          "KuaiRand-Pure files")
+    benchmark.add_argument("--data", help="movielens: directory of the GroupLens ML-100K files, or of events.csv "
+                                          "and items.csv in the CSV contract; kuairand: of the KuaiRand-Pure files")
     benchmark.add_argument("--output", default="benchmarks/results")
     benchmark.add_argument("--requests", type=int, default=200, help="timed requests per measurement")
     benchmark.add_argument("--sizes", type=_sizes, help="scale: events per size, e.g. 100000,1000000,5000000 "

@@ -136,6 +136,8 @@ class Model:
     PLE's shared experts per level. `loss_balancing`: "fixed" (task weights) or "uncertainty" (learned).
     `use_categories`: whether the item tower reads the item's categories (text mode "off" plus no categories
     is an ids-only model). `feature_embedding_dim`: the embedding size of each declared categorical feature.
+    `item_id_dropout`: the share of training examples whose item the item tower sees through the unknown-id row,
+    so that row is trained and new items are carried by their text and categories (models.id_dropout).
     `tasks`: null (the default) takes the data source's default tasks (`default_tasks`)."""
 
     type: str = "mtrec"
@@ -153,6 +155,7 @@ class Model:
     use_categories: bool = True
     max_categories: int = 4
     feature_embedding_dim: int = 8
+    item_id_dropout: float = 0.1
     tasks: list[Task] | None = None
 
 
@@ -331,6 +334,7 @@ _NOT_NEGATIVE = {"cold_item_fraction", "new_item_fraction", "max_auc_decrease", 
                  "min_auc_lift", "min_lift", "max_recall_decrease", "feature_cross_layers", "trainable_layers",
                  "weight", "direct_num_workers", "hash_buckets"}
 _FRACTIONS = {"eval_fraction", "min_auc"}
+_RATES = {"item_id_dropout"}  # from 0 (off) up to, not including, 1
 # By field name, or by dotted path where a name means different things in different sections.
 _CHOICES = {"data.source": ("synthetic", "csv", "movielens", "kuairand"), "split": ("time", "random"),
             "mode": ("frozen", "finetune", "off"), "pooling": ("mean", "cls"),
@@ -355,6 +359,8 @@ def _check_value(path: str, name: str, value: Any, problems: list[str]) -> None:
             problems.append(f"{path}: must be between 0 and 1, got {value}")
         if name in _NOT_NEGATIVE and value < 0:
             problems.append(f"{path}: must not be negative, got {value}")
+        if name in _RATES and not 0 <= value < 1:
+            problems.append(f"{path}: must be at least 0 and below 1, got {value}")
     if isinstance(value, list) and name in _POSITIVE and not (value and all(v > 0 for v in value)):
         problems.append(f"{path}: must be a non-empty list of positive numbers, got {value}")
     choices = _CHOICES.get(path, _CHOICES.get(name))

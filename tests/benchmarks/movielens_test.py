@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -51,6 +52,38 @@ def test_cold_split_removes_every_training_event_of_the_cold_items():
     assert {events[i].item_id for i in cold_test} <= cold_items and len(cold_test) > 0
 
 
+def test_time_split_new_items_are_those_first_seen_in_the_last_tenth():
+    # 20 events at t = 0..19: the last 10% (2 events) begin at t = 18. Item "n" first appears at t = 18 and "m" at
+    # t = 19; "a" is old and has an event after the cutoff too; "b" is seen early only.
+    rows = [("u1", "a" if t % 2 else "b", t, 4.0) for t in range(18)] + [("u1", "n", 18, 5.0), ("u2", "m", 19, 3.0)]
+    rows += [("u2", "a", 18, 2.0), ("u3", "n", 25, 1.0)]  # the cutoff is still t = 18 (22 events: index 19)
+    events = _events(rows)
+    train, test, new = movielens.time_split(events)
+    assert new == {"n", "m"}
+    assert train.tolist() == list(range(18))  # every event before the cutoff, of every item
+    assert sorted(events[i].item_id for i in test) == ["m", "n", "n"]  # a's late event is not a new item's
+
+
+def test_load_names_the_directory_when_neither_layout_is_there(tmp_path):
+    (tmp_path / input_contract.EVENTS_FILE).write_text("user_id,item_id,timestamp,clicked,rating\n")
+    with pytest.raises(input_contract.InputError) as raised:
+        movielens.load(str(tmp_path), str(tmp_path / "work"))
+    message = str(raised.value)
+    assert message.startswith(f"{tmp_path}: neither the MovieLens 100K files")
+    assert "u.data" in message and "events.csv and items.csv" in message
+
+
+def test_ties_count_by_their_chance_of_reaching_the_top_100():
+    # 150 items; the true item ties with 49 others and 80 score strictly higher: 20 of the 50 tied places are in
+    # the top 100, so the pair counts 20/50 = 0.4. Every other item scores 0, so the second user's item is 1st.
+    catalogue = np.zeros((150, 2))
+    catalogue[:80, 0], catalogue[80:130, 0], catalogue[130:, 1] = 2.0, 1.0, 1.0
+    users = np.array([[1.0, 0.0], [0.0, 1.0]])
+    metrics = movielens.ranking_metrics(users, catalogue, np.array([100, 149]))
+    # User 2: item 149 ties with 19 others (rows 130..149), none above: all 20 places are in the top 100.
+    assert metrics["top_100_accuracy"] == pytest.approx((0.4 + 1.0) / 2)
+
+
 def test_ranking_metrics_by_hand():
     catalogue = np.eye(4)
     users = np.array([[0.9, 0.1, 0.0, 0.0],   # true item 0 ranked 1st
@@ -73,8 +106,15 @@ def test_selection_takes_the_best_architecture_and_epoch():
 def test_a_small_run_writes_every_figure(tmp_path):
     data = tmp_path / "data"
     synthetic.generate(str(data), synthetic.SyntheticConfig(num_users=60, num_items=40, events_per_user=12, seed=3))
-    items = input_contract.read_items(str(data / input_contract.ITEMS_FILE))
-    events = list(input_contract.read_events(str(data / input_contract.EVENTS_FILE), items))
+    loaded = movielens.load(str(data), str(tmp_path / "work"))
+    assert (loaded.name, loaded.report_name, loaded.users) == ("data", "movielens-protocol-data", movielens.Users())
+    items, events = loaded.items, loaded.events
+    # Two items (about 40 of the 769 events, fewer than the last tenth) appear only at the end of the timeline, so
+    # the time split has new items to measure.
+    last = max(event.timestamp for event in events)
+    late = set(sorted(items)[:2])
+    events = [dataclasses.replace(event, timestamp=last + 1 + i) if event.item_id in late else event
+              for i, event in enumerate(events)]
     settings = movielens.Settings(
         max_epochs=2, batch_size=64, architectures=("mmoe",), text_max_length=16,
         text_backbone={"num_layers": 1, "num_heads": 2, "hidden_dim": 8, "intermediate_dim": 16},
@@ -101,12 +141,20 @@ def test_a_small_run_writes_every_figure(tmp_path):
     assert cold_users["cold_users"] == 6 and cold_users["test_pairs"] > 0
     for variant in ("without user features", "with user features"):
         assert 0.0 <= cold_users[variant]["recall_at_100"] <= 1.0 and 0.0 < cold_users[variant]["rmse"] < 5.0
-    assert set(report["targets"]) == {"joint_top_100_accuracy >= 0.30", "joint_rmse <= 0.92",
-                                      "cold_start_text_beats_ids", "text_throughput >= 0.5x tfrs joint"}
+    new_items = report["time_split_cold"]
+    assert new_items["new_items"] == 2 and new_items["test_pairs"] == sum(e.item_id in late for e in events)
+    for variant in ("mtrec ids only", "mtrec text (frozen)"):
+        assert 0.0 <= new_items[variant]["recall_at_100"] <= 1.0
+    assert set(report["targets"]) == {
+        "joint_top_100_accuracy >= 0.30", "joint_rmse <= 0.92", "cold_start_text_beats_ids",
+        "cold_text_recall_at_100 >= 0.232 (2x before id dropout)", "text_top_100_accuracy >= 0.573 (before id "
+        "dropout - 0.01)", "text_rmse <= 0.906 (before id dropout + 0.005)",
+        "time_split_text_recall_at_100 >= 5x ids only and >= 0.10", "text_throughput >= 0.5x tfrs joint"}
     paths = movielens.write(report, str(tmp_path / "results"), name="small")
     assert [os.path.basename(p) for p in paths] == ["small.json", "small.md", "small.png"]
     assert json.loads(open(paths[0]).read())["models"][1]["name"] == "tfrs joint"
-    assert "| tfrs joint |" in open(paths[1]).read()
+    markdown = open(paths[1]).read()
+    assert "| tfrs joint |" in markdown and "Time-split cold start: 2 items" in markdown
 
 
 def test_the_cold_user_split_removes_every_training_event_of_a_tenth_of_the_users():

@@ -21,7 +21,8 @@ TASKS = [Task("retrieval", "retrieval", "clicked"), Task("click", "binary", "cli
          Task("rating", "regression", "rating")]
 
 
-def build(task_list=TASKS, architecture="mmoe", balancing="fixed", text="finetune", log_frequency=None):
+def build(task_list=TASKS, architecture="mmoe", balancing="fixed", text="finetune", log_frequency=None,
+          id_dropout=0.0):
     keras.utils.set_random_seed(0)
     backbone = keras_hub.models.BertBackbone(vocabulary_size=VOCABULARY, num_layers=2, num_heads=2, hidden_dim=8,
                                              intermediate_dim=16, max_sequence_length=LENGTH)
@@ -31,7 +32,7 @@ def build(task_list=TASKS, architecture="mmoe", balancing="fixed", text="finetun
     num_ranking = len(tasks.ranking_tasks(task_list))
     return MultiTaskRecommender(
         user_tower=UserTower(10, item_embedding, DIM),
-        item_tower=ItemTower(item_embedding, 5, encoder, DIM),
+        item_tower=ItemTower(item_embedding, 5, encoder, DIM, id_dropout=id_dropout),
         tasks=task_list,
         architecture=ranking.build_architecture(architecture, num_ranking, 3, 1, 2, [8]),
         loss_balancing=loss_balancing.build_loss_balancing(balancing, task_list),
@@ -134,6 +135,39 @@ def test_any_number_of_ranking_tasks_and_no_retrieval():
     outputs = model(data)
     assert {"click", "liked", "rating"} <= set(outputs)
     assert float(model.compute_loss(x=data, y_pred=outputs)) > 0
+
+
+def test_item_id_dropout_acts_only_in_training_and_through_the_oov_row():
+    model = build(text="off", id_dropout=0.5)
+    data = batch()
+    oov = model.item_tower.item_embedding.input_dim - 1
+    assert model.item_tower.item_id_dropout.oov_index == oov == BATCH + 4
+    as_is = np.asarray(model.item_tower(data))
+    np.testing.assert_array_equal(np.asarray(model.item_tower(data, training=False)), as_is)
+    unknown = np.asarray(model.item_tower({**data, features.ITEM_INDEX: np.full(BATCH, oov)}))
+    trained = np.asarray(model.item_tower(data, training=True))
+    # With text off the tower has no dropout of its own: each row is either the item as is or through the OOV row.
+    through_oov = np.isclose(trained, unknown, atol=1e-6).all(axis=1)
+    assert (through_oov | np.isclose(trained, as_is, atol=1e-6).all(axis=1)).all()
+    assert 0 < through_oov.sum() < BATCH
+    # The OOV row, which no item of the batch has, gets a gradient in training (without dropout it gets none).
+    for rate, trains_oov in ((0.5, True), (0.0, False)):
+        model = build(text="off", id_dropout=rate)
+        model(data)
+        table = model.item_tower.item_embedding.embeddings
+        (gradient,) = gradients(model, [table])
+        assert nonzero(tf.convert_to_tensor(gradient)[oov]) == trains_oov
+
+
+def test_with_item_id_dropout_every_task_loss_still_decreases():
+    model = build(text="off", id_dropout=0.3)
+    model.compile(optimizer=keras.optimizers.Adam(0.01))
+    one_batch = tf.data.Dataset.from_tensors(batch())
+    first = model.evaluate(one_batch, return_dict=True, verbose=0)
+    model.fit(one_batch.repeat(60), epochs=1, verbose=0)
+    last = model.evaluate(one_batch, return_dict=True, verbose=0)
+    for task in ("retrieval", "click", "rating"):
+        assert last[f"{task}_loss"] < first[f"{task}_loss"], task
 
 
 def test_text_off_builds_an_id_and_category_item_tower():

@@ -66,6 +66,12 @@ def test_missing_input_directory_is_named(tmp_path, capsys):
     assert f"{tmp_path / 'nowhere'}: input directory not found" in capsys.readouterr().err
 
 
+def test_benchmark_movielens_names_a_directory_without_either_layout(tmp_path, capsys):
+    assert cli.main(["benchmark", "movielens", "--data", str(tmp_path), "--output", str(tmp_path / "out")]) == 2
+    assert f"{tmp_path}: neither the MovieLens 100K files" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "out")
+
+
 def test_invalid_config_is_reported_before_any_work(tmp_path, capsys):
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "out"), "training": {"epochs": -1}}))

@@ -14,13 +14,14 @@ def test_defaults_validate_and_round_trip():
 
 def test_yaml_overrides_only_what_it_names(tmp_path):
     path = tmp_path / "run.yaml"
-    path.write_text("training:\n  epochs: 7\nmodel:\n  architecture: ple\n  tasks:\n"
+    path.write_text("training:\n  epochs: 7\nmodel:\n  architecture: ple\n  item_id_dropout: 0.3\n  tasks:\n"
                     "    - {name: retrieval, type: retrieval, label: null, weight: 0.5}\n"
                     "    - {name: liked, type: binary, label: clicked}\n")
     loaded = config.load(str(path))
     assert loaded.training.epochs == 7
     assert loaded.training.batch_size == config.Training().batch_size
     assert loaded.model.architecture == "ple" and loaded.model.num_experts == config.Model().num_experts
+    assert loaded.model.item_id_dropout == 0.3 and config.from_dict(config.to_dict(loaded)) == loaded
     assert loaded.model.tasks == [config.Task("retrieval", "retrieval", None, 0.5),
                                   config.Task("liked", "binary", "clicked", 1.0)]
 
@@ -101,6 +102,8 @@ def test_every_problem_is_reported_at_once():
     ({"model": {"tasks": {"name": "a"}}}, "model.tasks: expected a list"),
     ({"model": {"expert_units": [64, 0]}}, "model.expert_units: must be a non-empty list of positive numbers"),
     ({"model": {"architecture": "moe"}}, "model.architecture: must be one of"),
+    ({"model": {"item_id_dropout": 1.0}}, "model.item_id_dropout: must be at least 0 and below 1, got 1.0"),
+    ({"model": {"item_id_dropout": -0.2}}, "model.item_id_dropout: must be at least 0 and below 1, got -0.2"),
     ({"model": {"type": "tfrs"}}, "the tfrs model has exactly the tutorial's tasks"),
     ({"text_encoder": {"mode": "thawed"}}, "text_encoder.mode: must be one of"),
     ({"text_encoder": {"backbone": {"num_layers": 1}}}, "text_encoder.backbone: needs exactly the keys"),
