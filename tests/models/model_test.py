@@ -82,10 +82,11 @@ def test_outputs_are_named_and_shaped(architecture):
     assert abs(float(np.mean(outputs["rating"])) - 3.0) < 1.0
 
 
-@pytest.mark.parametrize(("architecture", "balancing"), [
-    ("shared_bottom", "fixed"), ("mmoe", "fixed"), ("ple", "fixed"), ("mmoe", "uncertainty")])
-def test_every_task_loss_decreases(architecture, balancing):
-    model = build(architecture=architecture, balancing=balancing)
+@pytest.mark.parametrize(("architecture", "balancing", "id_dropout"), [
+    ("shared_bottom", "fixed", 0.0), ("mmoe", "fixed", 0.0), ("ple", "fixed", 0.0), ("mmoe", "uncertainty", 0.0),
+    ("mmoe", "fixed", 0.3)])
+def test_every_task_loss_decreases(architecture, balancing, id_dropout):
+    model = build(architecture=architecture, balancing=balancing, id_dropout=id_dropout)
     model.compile(optimizer=keras.optimizers.Adam(0.01))
     one_batch = tf.data.Dataset.from_tensors(batch())
     first = model.evaluate(one_batch, return_dict=True, verbose=0)
@@ -157,17 +158,6 @@ def test_item_id_dropout_acts_only_in_training_and_through_the_oov_row():
         table = model.item_tower.item_embedding.embeddings
         (gradient,) = gradients(model, [table])
         assert nonzero(tf.convert_to_tensor(gradient)[oov]) == trains_oov
-
-
-def test_with_item_id_dropout_every_task_loss_still_decreases():
-    model = build(text="off", id_dropout=0.3)
-    model.compile(optimizer=keras.optimizers.Adam(0.01))
-    one_batch = tf.data.Dataset.from_tensors(batch())
-    first = model.evaluate(one_batch, return_dict=True, verbose=0)
-    model.fit(one_batch.repeat(60), epochs=1, verbose=0)
-    last = model.evaluate(one_batch, return_dict=True, verbose=0)
-    for task in ("retrieval", "click", "rating"):
-        assert last[f"{task}_loss"] < first[f"{task}_loss"], task
 
 
 def test_text_off_builds_an_id_and_category_item_tower():
