@@ -14,6 +14,7 @@ split with TFMA, and against the whole pipeline's wall time.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import shutil
 import tempfile
@@ -50,6 +51,8 @@ def full_run(config: config_lib.RunConfig, data_dir: str) -> dict[str, Any]:
     from pipeline import run_summary
 
     absl_logging.set_verbosity(absl_logging.ERROR)
+    for name in ("tensorflow", "apache_beam"):  # as `mtrec run` quiets them, Beam's worker reports included
+        logging.getLogger(name).setLevel(logging.ERROR)
     tempfile.tempdir = os.environ["TMPDIR"] = os.path.join(config.output_dir, "tmp")  # see scale.data_stage
     os.makedirs(tempfile.tempdir, exist_ok=True)
     paths = local_runner.RunPaths(config.output_dir)
