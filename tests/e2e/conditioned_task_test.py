@@ -26,10 +26,7 @@ def test_a_task_given_clicks_is_trained_and_measured_on_the_clicked_events(tmp_p
         {"name": "click", "type": "binary", "label": "clicked"},
         {"name": "purchase", "type": "binary", "label": "purchased", "given": "click"},
         {"name": "rating", "type": "regression", "label": "rating", "given": "click"}]}
-    config["evaluation"]["min_auc"] = 0.55
-    # The purchase head's AUC over the dozen purchases among the small run's clicked eval events is noise; this
-    # test checks how a conditioned task is trained and measured, not how well, so the purchase AUC is not gated.
-    config["evaluation"]["per_task"]["purchase"].update(min_auc=0.01, min_auc_lift=0.0)
+    config["evaluation"]["min_auc"] = 0.55  # the purchase AUC is not gated (see small_run_config)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     mtrec = os.path.join(os.path.dirname(sys.executable), "mtrec")
     result = subprocess.run([mtrec, "run", "--config", str(tmp_path / "config.yaml")], capture_output=True,

@@ -54,7 +54,7 @@ def test_a_run_killed_during_training_resumes_from_the_cache(tmp_path):
     result = subprocess.run([mtrec, "run", "--config", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((output_dir / local_runner.SUMMARY_FILE).read_text())
-    assert summary["status"] == "succeeded" and summary["pushed"] is True
+    assert summary["status"] == "succeeded" and summary["pushed"] is True, summary["failed_checks"]
 
     # Everything before the Trainer came from the cache: one execution that ran, one that was a cache hit.
     for component in ("EventsExampleGen", "StatisticsGen", "Transform"):
