@@ -170,12 +170,16 @@ def test_unblessed_model_is_not_pushed_and_the_summary_says_why(finished_run, tm
 
 def test_a_model_that_never_learned_to_retrieve_is_refused_by_the_retrieval_gate(finished_run, tmp_path):
     """With the retrieval loss weighted 0 the towers learn only what the ranking heads need; the dot product that
-    `retrieve` ranks by is untrained, and the gate refuses the model although the Evaluator blesses it."""
+    `retrieve` ranks by is untrained, and the gate refuses the model. On this 60-item catalogue whose eval events
+    are often on newly released items, the most popular items are a weak baseline (Recall@10 0.10 in one run,
+    the untrained model 0.12), so the test leans on the other check, made strict here: no drop against the blessed
+    model of the earlier tests (0.24 in that run)."""
     output_dir, _ = finished_run
     versions_before = sorted(os.listdir(output_dir / "serving"))
     config = small_run_config(str(output_dir))
     config["model"] = {"tasks": [{**dataclasses.asdict(task), "weight": 0.0 if task.type == "retrieval" else 1.0}
                                  for task in config_lib.default_tasks("synthetic")]}
+    config["evaluation"]["retrieval"] = {"max_recall_decrease": 0.0}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     assert cli.main(["run", "--config", str(path), "--quiet"]) == 0
@@ -183,7 +187,7 @@ def test_a_model_that_never_learned_to_retrieve_is_refused_by_the_retrieval_gate
         summary = json.load(handle)
     assert summary["retrieval"]["blessed"] is False and summary["pushed"] is False
     assert "retrieval gate" in summary["failed_checks"]
-    assert any("popularity baseline" in failure for failure in summary["retrieval"]["failures"])
+    assert any("from the latest blessed model's" in failure for failure in summary["retrieval"]["failures"])
     assert "Not blessed by the retrieval gate" in (output_dir / "report.html").read_text()
     assert sorted(os.listdir(output_dir / "serving")) == versions_before
 
