@@ -29,7 +29,7 @@ from tfx.components.evaluator import executor as evaluator_executor
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from components.example_gen.executor import EVAL, TRAIN
+from components.example_gen.executor import EVAL, TRAIN, read_split, split_files
 
 TRIVIAL_BASELINES_FILE = "trivial_baselines.json"  # in the ModelEvaluation artifact: {task: {metric: value}}
 # TFMA's class names of the gated metrics.
@@ -51,14 +51,14 @@ def _gated_outputs(eval_config: tfma.EvalConfig, class_name: str) -> list[str]:
 def read_columns(split_uri: str, columns: set[str]) -> dict[str, np.ndarray]:
     """`columns` of every example in the split's gzipped TFRecord files, as float64 arrays. Only those columns
     are parsed; each holds one number per example (a label or a weight), int64 or float as the first example has it."""
-    files = sorted(tf.io.gfile.glob(os.path.join(split_uri, "*")))
+    files = split_files(split_uri)
     if not files:
         raise ValueError(f"{split_uri}: no examples to compute the trivial baselines from")
-    first = tf.train.Example.FromString(next(iter(tf.data.TFRecordDataset(files[:1], "GZIP"))).numpy())
+    first = tf.train.Example.FromString(next(iter(read_split(files[:1], 1)))[0].numpy())
     spec = {column: tf.io.FixedLenFeature([], tf.int64 if first.features.feature[column].HasField("int64_list")
                                           else tf.float32) for column in columns}
     parsed: dict[str, list[np.ndarray]] = {column: [] for column in columns}
-    for batch in tf.data.TFRecordDataset(files, "GZIP").batch(_BATCH).map(lambda x: tf.io.parse_example(x, spec)):
+    for batch in read_split(files, _BATCH).map(lambda x: tf.io.parse_example(x, spec)):
         for column, values in batch.items():
             parsed[column].append(values.numpy().astype(np.float64))
     return {column: np.concatenate(values) for column, values in parsed.items()}

@@ -426,6 +426,17 @@ def _GroupIntoBucketFiles(keyed: beam.PCollection, directory: str) -> beam.PColl
     return keyed | "ToBucketFiles" >> beam.ParDo(_ToBucketFiles(directory)) | "GroupBuckets" >> beam.GroupByKey()
 
 
+def split_files(split_uri: str) -> list[str]:
+    """The gzipped TFRecord files of one split of ExampleGen's output (local or remote, through tf.io.gfile)."""
+    return sorted(tf.io.gfile.glob(os.path.join(split_uri, "*")))
+
+
+def read_split(files: list[str], batch_size: int) -> tf.data.Dataset:
+    """Batches of the serialized tf.Examples in `files` (see split_files), which the Evaluator and the
+    RetrievalEvaluator parse for the columns they need."""
+    return tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch_size)
+
+
 def _read_records(paths: Iterable[str]) -> Iterator[bytes]:
     """The records of a bucket's files, in the files' name order."""
     for batch in tf.data.TFRecordDataset(sorted(paths)).batch(4096).as_numpy_iterator():

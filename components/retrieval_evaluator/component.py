@@ -25,6 +25,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import path_utils
 
 from components.artifacts import RetrievalEvaluation
+from components.example_gen import executor as example_gen_executor
 from components.retrieval_evaluator import metrics
 from models import features
 
@@ -35,10 +36,9 @@ _RETRIEVE_BATCH = 256
 
 
 def _records(examples: Any, split: str, spec: dict[str, Any]) -> Iterator[dict[str, list[list[Any]]]]:
-    """Batches of a split of ExampleGen's gzipped TFRecords (local or remote, through tf.io.gfile), each column a
-    list of rows of values."""
-    files = sorted(fileio.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*")))
-    for records in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(_READ_BATCH):
+    """Batches of a split of ExampleGen's output, each column a list of rows of values."""
+    files = example_gen_executor.split_files(artifact_utils.get_split_uri([examples], split))
+    for records in example_gen_executor.read_split(files, _READ_BATCH):
         yield {name: values.to_list() for name, values in tf.io.parse_example(records, spec).items()}
 
 
