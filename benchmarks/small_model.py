@@ -43,10 +43,11 @@ def _examples(data_dir: str, declared: list[features.Feature]) -> list[tf.train.
     return [executor.add_slices(pair, item_counts, user_counts)[1] for pair in pairs]
 
 
-def build(root: str, data: synthetic.SyntheticConfig = DATA, declared: list[features.Feature] = ()
-          ) -> tuple[str, str]:
+def build(root: str, data: synthetic.SyntheticConfig = DATA, declared: list[features.Feature] = (),
+          model_options: dict | None = None) -> tuple[str, str]:
     """Writes data to `root`/data and a SavedModel to `root`/model; returns both paths. `declared`: the declared
-    features the model reads (the generated data's own, or a subset; none by default)."""
+    features the model reads (the generated data's own, or a subset; none by default). `model_options`: model
+    settings that differ from the small model's (e.g. the user tower)."""
     declared = list(declared)
     declared_config = [dataclasses.asdict(feature) for feature in declared]
     data_dir = os.path.join(root, "data")
@@ -59,7 +60,9 @@ def build(root: str, data: synthetic.SyntheticConfig = DATA, declared: list[feat
     catalogue = list(input_contract.read_items(os.path.join(data_dir, input_contract.ITEMS_FILE),
                                                declared=declared).values())
     users = list(input_contract.read_users(os.path.join(data_dir, input_contract.USERS_FILE), declared).values())
-    model = trainer.build_model(tft_output, {**TRAINER_CONFIG, "features": declared_config}, catalogue=catalogue)
+    trainer_config = {**TRAINER_CONFIG, "model": {**TRAINER_CONFIG["model"], **(model_options or {})},
+                      "features": declared_config}
+    model = trainer.build_model(tft_output, trainer_config, catalogue=catalogue)
     model.compile(optimizer=keras.optimizers.Adam(0.01))
     model.fit(dataset, epochs=2, verbose=0)
     model_dir = os.path.join(root, "model")

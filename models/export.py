@@ -196,10 +196,14 @@ class ServingModule(tf.Module):
         """Item tower output for ids; text, categories and item features come from the catalogue."""
         return self.model.item_tower(self.tft_layer(raw_item_features(item_ids, self.items)))
 
-    def _user_vectors(self, user_id: tf.Tensor, history: tf.Tensor) -> tf.Tensor:
+    def _user_inputs(self, user_id: tf.Tensor, history: tf.Tensor) -> dict[str, tf.Tensor]:
         raw = {features.USER_ID: user_id[:, None], features.HISTORY: _without_empty(history),
                **self.users.raw_features(self.users.rows(user_id))}
-        return self.model.user_tower(self.tft_layer(raw))
+        return self.tft_layer(raw)
+
+    def _user_vectors(self, user_id: tf.Tensor, history: tf.Tensor) -> tf.Tensor:
+        transformed = self._user_inputs(user_id, history)
+        return self.model.user_tower(transformed, history=self.model.history_sequence(transformed))
 
     def _with_table_features(self, parsed: dict[str, Any]) -> dict[str, Any]:
         """Parsed examples with each declared user and item feature an example lacks taken from the tables."""
@@ -220,13 +224,16 @@ class ServingModule(tf.Module):
 
     def _rank(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         item_ids = inputs[features.ITEM_IDS]
-        users = self._user_vectors(inputs[features.USER_ID], inputs[features.HISTORY])
+        transformed = self._user_inputs(inputs[features.USER_ID], inputs[features.HISTORY])
+        history = self.model.history_sequence(transformed)
+        users = self.model.user_tower(transformed, history=history)
         candidates = tf.shape(item_ids)[1]
         items = self._item_vectors(tf.reshape(item_ids, [-1]))
-        # The context of each request, once per candidate (the TFRS baseline reads none).
+        # The context and the history of each request, once per candidate (the TFRS baseline reads neither).
         context = [tf.repeat(self.model.context(self.tft_layer(raw_context(inputs, self.declared))), candidates, 0)
                    ] if features.of_source(self.declared, features.EVENTS_SOURCE) else []
-        scores = _served(self.model.score(tf.repeat(users, candidates, axis=0), items, *context))
+        sequence = {} if history is None else {"history": tuple(tf.repeat(part, candidates, 0) for part in history)}
+        scores = _served(self.model.score(tf.repeat(users, candidates, axis=0), items, *context, **sequence))
         return {name: tf.reshape(score, [tf.shape(item_ids)[0], candidates]) for name, score in scores.items()}
 
     @tf.function(input_signature=[_USER_ID_SPEC, _HISTORY_SPEC, tf.TensorSpec([None], tf.int32, name=features.K),

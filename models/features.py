@@ -55,6 +55,11 @@ NON_NEGATIVE_LABEL = "non_negative"  # a finite number >= 0 (retrieval weights, 
 USER_INDEX = "user_index"
 ITEM_INDEX = "item_index"
 HISTORY_INDICES = "history_indices"  # 0 = padding, so the model can mask it
+# A hash of the item id (>= 1; 0 = padding), for the item itself and each history position: the key under which the
+# model finds an item's content (text, categories, declared features) in its catalogue table, so a history item
+# that has no id embedding of its own (a new item, in the OOV row) is still read through its content.
+ITEM_KEY = "item_key"
+HISTORY_KEYS = "history_keys"
 CATEGORY_INDICES = "category_indices"  # 0 = padding
 TEXT_TOKEN_IDS = "text_token_ids"
 TEXT_PADDING_MASK = "text_padding_mask"

@@ -11,7 +11,9 @@ import tensorflow as tf
 
 from models import features
 from models import tasks as tasks_module
+from models.catalogue import ItemCatalogue
 from models.ranking import MLP
+from models.sequence import TargetAttention
 from models.tasks import Task
 from models.towers import ItemTower, UserTower
 
@@ -19,8 +21,9 @@ from models.towers import ItemTower, UserTower
 class MultiTaskRecommender(keras.Model):
     """A retrieval task over a user and an item tower, and one ranking head per binary or regression task.
 
-    The ranking heads read [user, item, user * item, context] (the context: the declared context features; optionally
-    through KerasRS FeatureCross layers), pass it
+    The ranking heads read [user, item, user * item, attended history, context] (the attended history: with target
+    attention, the history weighted by relevance to the candidate; the context: the declared context features;
+    optionally through KerasRS FeatureCross layers), pass it
     through the multi-task architecture (models.ranking), then a tower and an output unit per task. `call`
     returns both embeddings and every task's prediction; `score` runs only the ranking part, which is what
     serving's `rank` needs. The towers share the item id table, so the model is saved as a SavedModel
@@ -39,13 +42,18 @@ class MultiTaskRecommender(keras.Model):
             task's logQ correction; None trains without it.
         label_means: dict. Regression task name -> mean training label, the starting bias of its output.
         context_features: FeatureEncoder or None. The declared context features (None: none declared).
+        catalogue: ItemCatalogue or None. The catalogue's item content, so history positions are read through the
+            item tower; needed by a sequence user tower and target attention, None otherwise.
+        target_attention: TargetAttention or None. Attention from the candidate over the history for the ranking
+            heads (None: off).
     """
 
     def __init__(self, user_tower: UserTower, item_tower: ItemTower, tasks: list[Task],
                  architecture: keras.layers.Layer, loss_balancing: keras.layers.Layer, tower_units: list[int],
                  feature_cross_layers: int = 0, temperature: float = 0.1,
                  item_log_frequency: np.ndarray | None = None, label_means: dict[str, float] | None = None,
-                 context_features: keras.layers.Layer | None = None, **kwargs: Any):
+                 context_features: keras.layers.Layer | None = None, catalogue: ItemCatalogue | None = None,
+                 target_attention: TargetAttention | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.tasks = list(tasks)
         self.ranking_tasks = [task for task in self.tasks if task.type != tasks_module.RETRIEVAL]
@@ -55,6 +63,11 @@ class MultiTaskRecommender(keras.Model):
         self.user_tower = user_tower
         self.item_tower = item_tower
         self.context_features = context_features
+        self.catalogue = catalogue
+        self.target_attention = target_attention
+        if catalogue is None and (user_tower.reads_history_sequence or target_attention is not None):
+            raise ValueError("A sequence user tower and target attention read the history through the item tower: "
+                             "they need the `catalogue`.")
         self.crosses = [keras_rs.layers.FeatureCross(name=f"feature_cross_{i}") for i in range(feature_cross_layers)]
         self.architecture = architecture
         self.loss_balancing = loss_balancing
@@ -76,19 +89,52 @@ class MultiTaskRecommender(keras.Model):
         self.temperature = temperature
 
     def call(self, inputs: dict[str, Any], training: bool = False) -> dict[str, Any]:
-        user = self.user_tower(inputs)
-        item = self.item_tower(inputs)
+        if self.catalogue is None:
+            item, history = self.item_tower(inputs), None
+        else:
+            # One item tower call over the candidates and the history positions, so a fine-tuned text encoder
+            # encodes each distinct text of the batch once (models.text_encoder).
+            rows = self._history_rows(inputs)
+            both = self.item_tower({name: keras.ops.concatenate(
+                [inputs[name], keras.ops.cast(rows[name], inputs[name].dtype)], axis=0) for name in rows})
+            batch = tf.shape(inputs[features.ITEM_INDEX])[0]
+            item = both[:batch]
+            history = self._as_sequence(both[batch:], inputs)
+        user = self.user_tower(inputs, history=history)
         return {features.USER_EMBEDDING: user, features.ITEM_EMBEDDING: item,
-                **self.score(user, item, self.context(inputs))}
+                **self.score(user, item, self.context(inputs), history)}
+
+    def _history_rows(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """The item tower's inputs for every history position, flattened to (batch * length, ...)."""
+        return {**self.catalogue(inputs[features.HISTORY_KEYS]),
+                features.ITEM_INDEX: keras.ops.reshape(inputs[features.HISTORY_INDICES], (-1,))}
+
+    @staticmethod
+    def _as_sequence(vectors: Any, inputs: dict[str, Any]) -> tuple[Any, Any]:
+        indices = inputs[features.HISTORY_INDICES]
+        return keras.ops.reshape(vectors, (-1, indices.shape[1], vectors.shape[-1])), indices > 0
+
+    def history_sequence(self, inputs: dict[str, Any]) -> tuple[Any, Any] | None:
+        """(sequence, mask) of transformed `inputs`: each history position through the item tower (batch, length,
+        dim) and false at padding; None when the model reads no history sequence."""
+        if self.catalogue is None:
+            return None
+        return self._as_sequence(self.item_tower(self._history_rows(inputs)), inputs)
 
     def context(self, inputs: dict[str, Any]) -> Any:
         """The encoded context features of transformed `inputs`; None when none is declared."""
         return self.context_features(inputs) if self.context_features is not None else None
 
-    def score(self, user: Any, item: Any, context: Any = None) -> dict[str, Any]:
-        """The ranking heads on (user, item) embedding pairs and their context (`context`): each task's prediction
-        (and binary logits)."""
-        x0 = keras.ops.concatenate([user, item, user * item, *([] if context is None else [context])], axis=-1)
+    def score(self, user: Any, item: Any, context: Any = None, history: tuple[Any, Any] | None = None
+              ) -> dict[str, Any]:
+        """The ranking heads on (user, item) embedding pairs, their context (`context`) and, with target attention,
+        the user's history (`history`, see `history_sequence`): each task's prediction (and binary logits)."""
+        parts = [user, item, user * item]
+        if self.target_attention is not None:
+            if history is None:
+                raise ValueError("Target attention needs the history sequence (MultiTaskRecommender.history_sequence).")
+            parts.append(self.target_attention(item, *history))
+        x0 = keras.ops.concatenate([*parts, *([] if context is None else [context])], axis=-1)
         x = x0
         for cross in self.crosses:
             x = cross(x0, x)

@@ -16,6 +16,7 @@ import tensorflow_transform as tft
 from models import features, text_encoder
 
 OOV_BUCKETS = 1
+_ITEM_KEY_SPACE = 2**62 - 1  # item keys are 1 .. 2**62 - 1; two ids of a 100k catalogue share one with p < 1e-8
 # Index 0 is reserved for padding in item and category index spaces, so the model can mask it.
 PADDING_INDEX = 0
 CLS, SEP, PAD, UNK = "[CLS]", "[SEP]", "[PAD]", "[UNK]"
@@ -66,6 +67,11 @@ def _first_value(sparse: tf.SparseTensor) -> tuple[tf.Tensor, tf.Tensor]:
     value = _dense_indices(sparse, 1, default=0.0)[:, 0]
     present = _dense_indices(tf.sparse.map_values(tf.ones_like, sparse), 1, default=0.0)[:, 0]
     return tf.cast(value, tf.float32), tf.cast(present, tf.float32)
+
+
+def item_key(item_ids: tf.Tensor) -> tf.Tensor:
+    """Item id strings -> their keys (features.ITEM_KEY): a 62-bit hash plus one, so that 0 stays padding."""
+    return tf.strings.to_hash_bucket_fast(item_ids, _ITEM_KEY_SPACE) + 1
 
 
 def timestamp_part(timestamp: tf.Tensor, feature: features.Feature) -> tf.Tensor:
@@ -121,6 +127,9 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> d
         _squeeze(inputs[features.ITEM_ID]), item_vocabulary, num_oov_buckets=OOV_BUCKETS)
     history = tft.apply_vocabulary(inputs[features.HISTORY], item_vocabulary, num_oov_buckets=OOV_BUCKETS)
     outputs[features.HISTORY_INDICES] = _dense_indices(_shifted(history), custom_config["history_length"])
+    outputs[features.HISTORY_KEYS] = _dense_indices(tf.sparse.map_values(item_key, inputs[features.HISTORY]),
+                                                    custom_config["history_length"])
+    outputs[features.ITEM_KEY] = item_key(_squeeze(inputs[features.ITEM_ID]))
     categories = tft.compute_and_apply_vocabulary(
         inputs[features.CATEGORIES], num_oov_buckets=OOV_BUCKETS, vocab_filename=features.CATEGORY_VOCABULARY)
     outputs[features.CATEGORY_INDICES] = _dense_indices(_shifted(categories), custom_config["max_categories"])

@@ -62,19 +62,24 @@ class TextEncoder(keras.layers.Layer):
         backbone: keras_hub.models.BertBackbone. The transformer.
         pooling: str. "mean" (masked mean over non-padding tokens) or "cls" (the [CLS] token's vector).
         trainable_layers: int. How many of the top transformer layers train; 0 freezes the whole backbone.
+        distinct: bool. Encode each distinct text of a batch once and gather the vectors back (the same vectors
+            and gradients), so a batch costs its number of distinct texts, not of rows: a fine-tuned encoder reads
+            each event's item and every history position, mostly repeats. False encodes every row (for
+            comparison). Texts are told apart by a 62-bit hash of their tokens (`_text_keys`).
 
     Call arguments:
         inputs: dict with `text_token_ids` and `text_padding_mask`, both int of shape (batch, length).
     """
 
     def __init__(self, backbone: keras_hub.models.BertBackbone, pooling: str = "mean", trainable_layers: int = 0,
-                 **kwargs: Any):
+                 distinct: bool = True, **kwargs: Any):
         super().__init__(**kwargs)
         if pooling not in POOLING:
             raise ValueError(f"`pooling` should be one of {POOLING}. Received: `pooling` = {pooling!r}")
         self.backbone = backbone
         self.pooling = pooling
         self.trainable_layers = trainable_layers
+        self.distinct = distinct
         # Fine-tuning only the top layers keeps the lower, general-purpose layers as pretrained.
         backbone.trainable = trainable_layers > 0
         if trainable_layers > 0:
@@ -84,8 +89,15 @@ class TextEncoder(keras.layers.Layer):
                 layer.trainable = True
 
     def call(self, inputs: dict[str, Any]) -> Any:
-        token_ids = inputs[features.TEXT_TOKEN_IDS]
-        padding_mask = keras.ops.cast(inputs[features.TEXT_PADDING_MASK], "bool")
+        token_ids, padding_mask = inputs[features.TEXT_TOKEN_IDS], inputs[features.TEXT_PADDING_MASK]
+        if not self.distinct:
+            return self._encode(token_ids, padding_mask)
+        distinct, position = tf.unique(_text_keys(token_ids))
+        first = tf.math.unsorted_segment_min(tf.range(tf.shape(position)[0]), position, tf.shape(distinct)[0])
+        return tf.gather(self._encode(tf.gather(token_ids, first), tf.gather(padding_mask, first)), position)
+
+    def _encode(self, token_ids: Any, padding_mask: Any) -> Any:
+        padding_mask = keras.ops.cast(padding_mask, "bool")
         sequence = self.backbone({
             "token_ids": token_ids,
             "segment_ids": keras.ops.zeros_like(token_ids),
@@ -103,7 +115,7 @@ class TextEncoder(keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"backbone": keras.layers.serialize(self.backbone), "pooling": self.pooling,
-                       "trainable_layers": self.trainable_layers})
+                       "trainable_layers": self.trainable_layers, "distinct": self.distinct})
         return config
 
     @classmethod

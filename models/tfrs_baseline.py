@@ -162,9 +162,13 @@ class TFRSMultitaskModel(tfrs.models.Model):
         self.rating_weight = float(rating_weight)
         self.retrieval_weight = float(retrieval_weight)
 
-    def user_tower(self, inputs: dict[str, Any]) -> tf.Tensor:
+    def user_tower(self, inputs: dict[str, Any], history: Any = None) -> tf.Tensor:
         """(batch, embedding_dim) user embeddings from `inputs[USER_INDEX]`; other keys are ignored."""
         return self.user_embedding(inputs[features.USER_INDEX])
+
+    def history_sequence(self, inputs: dict[str, Any]) -> None:
+        """The tutorial model reads no history sequence."""
+        return None
 
     def item_tower(self, inputs: dict[str, Any]) -> tf.Tensor:
         """(batch, embedding_dim) item embeddings from `inputs[ITEM_INDEX]`; other keys are ignored."""

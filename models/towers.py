@@ -13,8 +13,11 @@ from models.id_dropout import IdDropout
 
 
 class UserTower(keras.layers.Layer):
-    """User id embedding, the mean embedding of the user's recent items and the declared user features,
-    projected to `output_dim`.
+    """User id embedding, the user's recent items and the declared user features, projected to `output_dim`.
+
+    The recent items are either the mean of their id embeddings, or, given a `sequence_encoder`, the history
+    sequence (each position read through the item tower, so a new item counts through its content) encoded with
+    its order (models.sequence.HistoryTransformer).
 
     Args:
         num_users: int. Size of the user index space (vocabulary plus OOV buckets).
@@ -23,23 +26,42 @@ class UserTower(keras.layers.Layer):
         output_dim: int. Size of the user embedding.
         user_features: FeatureEncoder or None. The declared user features (None: none declared); they also
             carry a user whose id is unknown.
+        sequence_encoder: keras.layers.Layer or None. Pools the history sequence; None: the mean id embedding.
+
+    Call arguments:
+        inputs: dict of transformed features.
+        history: (sequence (batch, length, dim), mask (batch, length)) or None. Required with a sequence encoder
+            (see MultiTaskRecommender.history_sequence).
     """
 
     def __init__(self, num_users: int, item_embedding: keras.layers.Embedding, output_dim: int,
-                 user_features: keras.layers.Layer | None = None, **kwargs: Any):
+                 user_features: keras.layers.Layer | None = None,
+                 sequence_encoder: keras.layers.Layer | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         # === Layers ===
         self.user_embedding = SparseEmbedding(num_users, output_dim, name="user_id_embedding")
         self.item_embedding = item_embedding
         self.user_features = user_features
+        self.sequence_encoder = sequence_encoder
         self.projection = keras.layers.Dense(output_dim, dtype="float32", name="user_projection")  # see ItemTower
         # === Config ===
         self.num_users = num_users
         self.output_dim = output_dim
 
-    def call(self, inputs: dict[str, Any]) -> Any:
-        history = inputs[features.HISTORY_INDICES]
-        parts = [self.user_embedding(inputs[features.USER_INDEX]), masked_mean(self.item_embedding(history), history)]
+    @property
+    def reads_history_sequence(self) -> bool:
+        return self.sequence_encoder is not None
+
+    def call(self, inputs: dict[str, Any], history: tuple[Any, Any] | None = None, training: bool = False) -> Any:
+        if self.sequence_encoder is None:
+            indices = inputs[features.HISTORY_INDICES]
+            behaviour = masked_mean(self.item_embedding(indices), indices)
+        elif history is None:
+            raise ValueError("A sequence user tower needs the history sequence "
+                             "(see MultiTaskRecommender.history_sequence).")
+        else:
+            behaviour = self.sequence_encoder(*history, training=training)
+        parts = [self.user_embedding(inputs[features.USER_INDEX]), behaviour]
         if self.user_features is not None:
             parts.append(self.user_features(inputs))
         return self.projection(keras.ops.concatenate(parts, axis=-1))
@@ -84,10 +106,22 @@ class ItemTower(keras.layers.Layer):
         self.output_dim = output_dim
         self.id_dropout = id_dropout
 
+    @property
+    def input_names(self) -> list[str]:
+        """The transformed features the tower reads."""
+        names = [features.ITEM_INDEX]
+        if self.category_embedding is not None:
+            names.append(features.CATEGORY_INDICES)
+        if self.text_encoder is not None:
+            names += [features.TEXT_TOKEN_IDS, features.TEXT_PADDING_MASK]
+        if self.item_features is not None:
+            names += [feature.input_name for feature in self.item_features.declared]
+        return names
+
     def call(self, inputs: dict[str, Any], training: bool = False) -> Any:
-        categories = inputs[features.CATEGORY_INDICES]
         parts = [self.item_embedding(self.item_id_dropout(inputs[features.ITEM_INDEX], training=training))]
         if self.category_embedding is not None:
+            categories = inputs[features.CATEGORY_INDICES]
             parts.append(masked_mean(self.category_embedding(categories), categories))
         if self.text_encoder is not None:
             text = self.text_encoder({key: inputs[key] for key in (features.TEXT_TOKEN_IDS,

@@ -28,9 +28,11 @@ from models import (
     tasks,
     text_encoder,
 )
+from models.catalogue import ItemCatalogue
 from models.embedding import SparseEmbedding
 from models.feature_encoder import FeatureEncoder
 from models.model import MultiTaskRecommender
+from models.sequence import HistoryTransformer, TargetAttention
 from models.towers import ItemTower, UserTower
 
 TRAINING_LOG_FILE = "training_log.json"
@@ -134,6 +136,18 @@ def transform_catalogue(tft_output: tft.TFTransformOutput, catalogue: list[Item]
     return tft_output.transform_features_layer()(export.raw_item_features(items.keys, items))
 
 
+def item_catalogue(tft_output: tft.TFTransformOutput, catalogue: list[Item], declared: list[features.Feature],
+                   input_names: list[str]) -> ItemCatalogue:
+    """The model's table of every catalogue item's content (`input_names` but the id index), and the unknown
+    item's, as serving encodes an item it does not know."""
+    items = export.catalogue_table(catalogue, declared)
+    ids = tf.concat([items.keys, [""]], 0)  # "" is no item's id
+    transformed = tft_output.transform_features_layer()(export.raw_item_features(ids, items))
+    return ItemCatalogue(np.asarray(transformed[features.ITEM_KEY])[:-1],
+                         {name: np.asarray(transformed[name]) for name in input_names if name != features.ITEM_INDEX},
+                         name="item_catalogue")
+
+
 def build_tfrs_model(tft_output: tft.TFTransformOutput, config: dict[str, Any], catalogue: list[Item]) -> Any:
     """The TFRS tutorial baseline (tf_keras), weighted by the configured retrieval and rating tasks."""
     from models.tfrs_baseline import TFRSMultitaskModel
@@ -154,7 +168,7 @@ def build_text_encoder(config: dict[str, Any], tft_output: tft.TFTransformOutput
     encoder = text_encoder.TextEncoder(
         text_encoder.build_backbone(text["preset"], text["backbone"], text["max_length"]),
         pooling=text["pooling"], trainable_layers=text["trainable_layers"] if text["mode"] == "finetune" else 0,
-        name="text_encoder")
+        distinct=text["distinct_texts"], name="text_encoder")
     if text["mode"] == "finetune":
         return encoder
     cached = text_encoder.CachedTextEncoder(encoder, name="cached_text_encoder")
@@ -184,12 +198,28 @@ def build_model(tft_output: tft.TFTransformOutput, config: dict[str, Any],
         model_config["architecture"], len(tasks.ranking_tasks(task_list)), model_config["num_experts"],
         model_config["num_task_experts"], model_config["num_levels"], model_config["expert_units"])
     use_logq = model_config["logq_correction"] and statistics is not None
+    item_tower = ItemTower(item_embedding, num_categories if model_config["use_categories"] else 0,
+                           build_text_encoder(config, tft_output, catalogue), dim, encoder(features.ITEMS_SOURCE),
+                           id_dropout=model_config["item_id_dropout"], name="item_tower")
+    sequence_encoder = None
+    if model_config["user_tower"] == "transformer":
+        history_length = tft_output.transformed_feature_spec()[features.HISTORY_INDICES].shape[0]
+        sequence_encoder = HistoryTransformer(history_length, model_config["sequence_layers"],
+                                              model_config["sequence_heads"], intermediate_dim=2 * dim,
+                                              name="history_transformer")
+    item_catalogue_table = None
+    if sequence_encoder is not None or model_config["target_attention"]:
+        if not catalogue:
+            raise ValueError("A transformer user tower and target attention read history items through the item "
+                             "tower: the model needs the item catalogue.")
+        item_catalogue_table = item_catalogue(tft_output, catalogue, declared, item_tower.input_names)
     return MultiTaskRecommender(
-        user_tower=UserTower(num_users, item_embedding, dim, encoder(features.USERS_SOURCE), name="user_tower"),
-        item_tower=ItemTower(item_embedding, num_categories if model_config["use_categories"] else 0,
-                             build_text_encoder(config, tft_output, catalogue), dim,
-                             encoder(features.ITEMS_SOURCE), id_dropout=model_config["item_id_dropout"],
-                             name="item_tower"),
+        user_tower=UserTower(num_users, item_embedding, dim, encoder(features.USERS_SOURCE), sequence_encoder,
+                             name="user_tower"),
+        item_tower=item_tower,
+        catalogue=item_catalogue_table,
+        target_attention=(TargetAttention(model_config["tower_units"], name="target_attention")
+                          if model_config["target_attention"] else None),
         context_features=encoder(features.EVENTS_SOURCE),
         tasks=task_list,
         architecture=architecture,

@@ -48,15 +48,17 @@ class ExampleGen:
 class TextEncoder:
     """`preset`: "minilm" (bundled weights), a local Hugging Face/KerasHub BERT directory or a KerasHub preset.
     `mode`: "frozen" (each distinct item text encoded once), "finetune" (the top `trainable_layers` layers train)
-    or "off" (no text tower). `pooling`: "mean" or "cls". `backbone`: BertBackbone sizes (num_layers, num_heads,
-    hidden_dim, intermediate_dim) for a randomly initialised encoder over the preset's vocabulary instead of the
-    pretrained weights."""
+    or "off" (no text tower). `pooling`: "mean" or "cls". `distinct_texts`: each batch encodes its distinct texts
+    once (false: every row, the per-event cost; only fine-tuning runs the encoder per batch). `backbone`:
+    BertBackbone sizes (num_layers, num_heads, hidden_dim, intermediate_dim) for a randomly initialised encoder over
+    the preset's vocabulary instead of the pretrained weights."""
 
     preset: str = "minilm"
     mode: str = "frozen"
     trainable_layers: int = 2
     pooling: str = "mean"
     max_length: int = 32
+    distinct_texts: bool = True
     backbone: dict[str, int] | None = None
 
 
@@ -138,6 +140,10 @@ class Model:
     is an ids-only model). `feature_embedding_dim`: the embedding size of each declared categorical feature.
     `item_id_dropout`: the share of training examples whose item the item tower sees through the unknown-id row,
     so that row is trained and new items are carried by their text and categories (models.id_dropout).
+    `user_tower`: "mean" (the mean id embedding of the history) or "transformer" (`sequence_layers` KerasHub
+    TransformerEncoder layers of `sequence_heads` heads over the history, each position read through the item
+    tower with a position embedding, so order, recency and a new item's text count). `target_attention`: the
+    candidate attends over the history (DIN) and the result joins the ranking heads' input.
     `tasks`: null (the default) takes the data source's default tasks (`default_tasks`)."""
 
     type: str = "mtrec"
@@ -156,6 +162,10 @@ class Model:
     max_categories: int = 4
     feature_embedding_dim: int = 8
     item_id_dropout: float = 0.1
+    user_tower: str = "mean"
+    sequence_layers: int = 1
+    sequence_heads: int = 2
+    target_attention: bool = False
     tasks: list[Task] | None = None
 
 
@@ -328,7 +338,8 @@ _POSITIVE = {"num_users", "num_items", "events_per_user", "history_length", "max
              "feature_embedding_dim", "max_values", "buckets",
              "hidden_dim", "temperature", "max_categories", "epochs", "batch_size", "learning_rate",
              "max_rmse", "num_layers", "num_heads", "intermediate_dim", "num_experts", "num_task_experts",
-             "num_levels", "expert_units", "tower_units", "min_calibration", "max_calibration", "cutoffs",
+             "num_levels", "expert_units", "sequence_layers", "sequence_heads", "tower_units", "min_calibration",
+             "max_calibration", "cutoffs",
              "gate_cutoff"}
 _NOT_NEGATIVE = {"cold_item_fraction", "new_item_fraction", "max_auc_decrease", "max_rmse_increase",
                  "min_auc_lift", "min_lift", "max_recall_decrease", "feature_cross_layers", "trainable_layers",
@@ -338,7 +349,8 @@ _RATES = {"item_id_dropout"}  # from 0 (off) up to, not including, 1
 # By field name, or by dotted path where a name means different things in different sections.
 _CHOICES = {"data.source": ("synthetic", "csv", "movielens", "kuairand"), "split": ("time", "random"),
             "mode": ("frozen", "finetune", "off"), "pooling": ("mean", "cls"),
-            "architecture": ("shared_bottom", "mmoe", "ple"), "loss_balancing": ("fixed", "uncertainty"),
+            "architecture": ("shared_bottom", "mmoe", "ple"), "user_tower": ("mean", "transformer"),
+            "loss_balancing": ("fixed", "uncertainty"),
             "distribution": ("default", "mirrored", "multi_worker_mirrored", "tpu"),
             "mixed_precision": ("none", "mixed_float16", "mixed_bfloat16"), "optimizer": ("lazy_adam", "adam"),
             "runner": beam_options.RUNNERS, "direct_running_mode": beam_options.RUNNING_MODES}
