@@ -55,6 +55,7 @@ class Settings:
     architectures: tuple[str, ...] = ARCHITECTURES
     lightgbm_rounds: int = 1000
     seed: int = 42
+    behaviour_architecture: str = "mmoe"  # the user-behaviour comparison's model: the committed chosen, with ESMM
 
 
 def tasks() -> list[Any]:
@@ -299,6 +300,7 @@ class Variant:
     task_names: tuple[str, ...]
     architecture: str = "mmoe"
     esmm: bool = False
+    user_tower: str = "mean"
 
 
 def variant_tasks(variant: Variant) -> list[dict[str, Any]]:
@@ -330,7 +332,8 @@ def train_mtrec(work_dir: str, variant: Variant, settings: Settings) -> dict[str
     inputs = {key: value for key, value in train.items() if key != "user_id"}
     dataset = tf.data.Dataset.from_tensor_slices(inputs).shuffle(
         len(train["user_id"]), seed=settings.seed, reshuffle_each_iteration=True).batch(settings.batch_size)
-    model_config = dataclasses.replace(config.Model(), architecture=variant.architecture)
+    model_config = dataclasses.replace(config.Model(), architecture=variant.architecture,
+                                       user_tower=variant.user_tower)
     custom_config = {
         "model": {**dataclasses.asdict(model_config), "tasks": variant_tasks(variant)},
         "text_encoder": dataclasses.asdict(config.TextEncoder(mode="off")),
@@ -339,7 +342,10 @@ def train_mtrec(work_dir: str, variant: Variant, settings: Settings) -> dict[str
         "features": [dataclasses.asdict(feature) for feature in kuairand.declared_features()],
     }
     tft_output = tft.TFTransformOutput(os.path.join(work_dir, "transform"))
-    model = trainer.compiled_model(tft_output, custom_config, dataset, [])
+    # A sequence user tower reads each history video's tags and declared features from the catalogue.
+    catalogue = list(input_contract.read_items(os.path.join(work_dir, "csv", input_contract.ITEMS_FILE), False,
+                                               kuairand.declared_features()).values())
+    model = trainer.compiled_model(tft_output, custom_config, dataset, catalogue)
     epochs, train_seconds = [], 0.0
     for _ in range(settings.max_epochs):
         started = time.perf_counter()
@@ -405,6 +411,38 @@ def run(data_dir: str, work_dir: str, settings: Settings | None = None, log: Any
     return report
 
 
+def run_user_behaviour(data_dir: str, work_dir: str, settings: Settings | None = None, log: Any = print
+                       ) -> dict[str, Any]:
+    """The sequence user tower against the mean tower, in one run: `settings.behaviour_architecture` with ESMM (the
+    model the full run chose) trained with each tower, epochs chosen on the validation day; GAUC per task."""
+    settings = settings or Settings()
+    protocol = prepare(data_dir, work_dir, settings, log)
+    every_task = tuple(task.name for task in tasks())
+    models = []
+    for tower in BEHAVIOUR_TOWERS:
+        log(f"training mtrec {settings.behaviour_architecture} + ESMM, {tower} user tower")
+        models.append(_isolated(train_mtrec, work_dir, Variant(
+            f"mtrec {settings.behaviour_architecture} + ESMM, {tower} tower", every_task,
+            settings.behaviour_architecture, esmm=True, user_tower=tower), settings))
+    report = {"dataset": "KuaiRand-Pure", "title": "the transformer user tower against the mean tower",
+              "protocol": protocol, "machine": reports.machine(), "settings": dataclasses.asdict(settings),
+              "models": models}
+    report["targets"] = behaviour_targets(report)
+    return report
+
+
+BEHAVIOUR_TOWERS = ("mean", "transformer")
+
+
+def behaviour_targets(report: dict[str, Any]) -> dict[str, Any]:
+    """The transformer tower's test GAUC against the mean tower's, per binary task and on average."""
+    mean, transformer = report["models"]
+    deltas = {task: transformer["test"][task]["gauc"] - mean["test"][task]["gauc"] for task in BINARY_TASKS}
+    return {"transformer tower mean GAUC >= mean tower": {
+        **{f"{task}_gauc_delta": delta for task, delta in deltas.items()},
+        "mean_delta": float(np.mean(list(deltas.values()))), "met": float(np.mean(list(deltas.values()))) >= 0}}
+
+
 def _single(models: list[dict[str, Any]], task: str) -> dict[str, Any]:
     return next(model for model in models if model["name"] == f"mtrec single-task {task}")
 
@@ -435,7 +473,8 @@ def markdown(report: dict[str, Any]) -> str:
     protocol = report["protocol"]
     examples = protocol["examples"]
     binary = list(BINARY_TASKS)
-    lines = [f"# {report['dataset']}: per-task ranking, mtrec against per-task baselines", "",
+    title = report.get("title", "per-task ranking, mtrec against per-task baselines")
+    lines = [f"# {report['dataset']}: {title}", "",
              f"Train {protocol['days']['train']} ({examples['train']} exposures), choose on "
              f"{protocol['days']['validation']} ({examples['validation']}), test {protocol['days']['test']} "
              f"({examples['test']}); {protocol['users']} users, {protocol['videos']} videos. Test-day figures; "
@@ -455,8 +494,9 @@ def markdown(report: dict[str, Any]) -> str:
     for model in report["models"]:
         lines.append(f"| {model['name']} | " + " | ".join(
             f"{model['test'][task]['logloss']:.4f}" if task in model["test"] else "" for task in binary) + " |")
-    lines += ["", f"Chosen multi-task model (mean validation AUC of the binary tasks): "
-              f"{report['chosen_multitask']['name']} ({report['chosen_multitask']['validation_mean_auc']:.4f})."]
+    if "chosen_multitask" in report:
+        lines += ["", f"Chosen multi-task model (mean validation AUC of the binary tasks): "
+                  f"{report['chosen_multitask']['name']} ({report['chosen_multitask']['validation_mean_auc']:.4f})."]
     lines += reports.target_lines(report["targets"])
     return "\n".join(lines) + "\n"
 

@@ -73,6 +73,9 @@ class Settings:
     text_max_length: int = 32
     tfrs_weightings: tuple[tuple[str, float, float], ...] = TFRS_WEIGHTINGS
     seed: int = PROTOCOL_SEED
+    user_behaviour: bool = True  # the sequence tower and target attention comparison (benchmarks.user_behaviour)
+    throughput_batch_size: int = 256  # fine-tuning's throughput: the batch size and the steps timed
+    throughput_steps: int = 3
 
 
 # === Data and splits ===
@@ -278,6 +281,9 @@ class Job:
     retrieval_weight: float = 1.0
     per_epoch: bool = False
     declared: tuple[features.Feature, ...] = ()  # the declared features the model reads
+    model_options: dict[str, Any] = dataclasses.field(default_factory=dict)  # model settings beside the defaults
+    distinct_texts: bool = True
+    steps: int = 0  # > 0: time this many batches (of settings.throughput_batch_size) after one; no metrics
 
 
 def _load(directory: str, name: str) -> dict[str, np.ndarray]:
@@ -290,9 +296,10 @@ def mtrec_config(job: Job, settings: Settings) -> dict[str, Any]:
     from pipeline import config
 
     ids_only = job.text_mode == "off"
-    model = dataclasses.replace(config.Model(), architecture=job.architecture, use_categories=not ids_only)
+    model = dataclasses.replace(config.Model(), architecture=job.architecture, use_categories=not ids_only,
+                                **job.model_options)
     text = config.TextEncoder(preset=settings.text_preset, mode=job.text_mode, max_length=settings.text_max_length,
-                              backbone=settings.text_backbone)
+                              backbone=settings.text_backbone, distinct_texts=job.distinct_texts)
     training = config.Training(batch_size=settings.batch_size, learning_rate=settings.learning_rate, seed=settings.seed)
     return {"model": {**dataclasses.asdict(model), "tasks": TASKS}, "text_encoder": dataclasses.asdict(text),
             "training": dataclasses.asdict(training),
@@ -331,7 +338,8 @@ def _build(job: Job, settings: Settings, train: dict[str, np.ndarray]) -> Any:
 
         config = mtrec_config(job, settings)
         keras.utils.set_random_seed(settings.seed)
-        dataset = _fit_dataset(train, settings.batch_size, settings.seed, reshuffle=True)
+        dataset = _fit_dataset(train, settings.throughput_batch_size if job.steps else settings.batch_size,
+                               settings.seed, reshuffle=True)
     return trainer.compiled_model(tft_output, config, dataset, catalogue), dataset
 
 
@@ -348,6 +356,15 @@ def train_and_measure(job: Job, settings: Settings) -> dict[str, Any]:
     started = time.perf_counter()
     model, dataset = _build(job, settings, train)
     setup_seconds = time.perf_counter() - started
+    if job.steps:
+        model.fit(dataset.take(1), verbose=0)  # compiles the step
+        started = time.perf_counter()
+        model.fit(dataset.skip(1).take(job.steps), verbose=0)
+        seconds = time.perf_counter() - started
+        timed = min(job.steps * settings.throughput_batch_size,
+                    max(len(train["item_id"]) - settings.throughput_batch_size, 0))
+        return {"name": job.name, "epochs": 0, "metrics": {}, "train_seconds": seconds,
+                "setup_seconds": setup_seconds, "examples_per_second": timed / seconds}
     measured: list[dict[str, Any]] = []
     train_seconds = 0.0
     epochs = 1 if job.per_epoch else job.epochs
@@ -457,8 +474,8 @@ def run(events: list[input_contract.Event], items: dict[str, input_contract.Item
         log(f"train: {name}")
         result = run_job(Job(name, "tfrs", main_dir, "train", ("test",), TFRS_TRAINING["epochs"], items_path,
                              rating_weight=rating_weight, retrieval_weight=retrieval_weight), settings)
-        models.append(_row(result, "test"))
-        log(_summary(models[-1]))
+        models.append(row(result, "test"))
+        log(summary(models[-1]))
 
     selection, chosen = {}, {}
     for variant, text_mode in (("mtrec ids only", "off"), ("mtrec text (frozen)", "frozen")):
@@ -479,9 +496,17 @@ def run(events: list[input_contract.Event], items: dict[str, input_contract.Item
         log(f"train: {variant} ({architecture}, {epochs} epochs)")
         result = run_job(Job(variant, "mtrec", main_dir, "train", ("test",), epochs, items_path, architecture,
                              text_mode), settings)
-        models.append({**_row(result, "test"), "architecture": architecture})
-        log(_summary(models[-1]))
+        models.append({**row(result, "test"), "architecture": architecture})
+        log(summary(models[-1]))
 
+    behaviour, behaviour_targets = {}, {}
+    if settings.user_behaviour:
+        from benchmarks import user_behaviour
+
+        behaviour = user_behaviour.compare(items_path, main_dir, chosen["mtrec text (frozen)"][0],
+                                           next(model for model in models if model["name"] == "mtrec text (frozen)"),
+                                           settings, log)
+        behaviour_targets = user_behaviour.targets(behaviour)
     cold_train, cold_test, cold_items = cold_split(events, train, test, settings.seed)
     cold_dir = os.path.join(work_dir, "cold")
     log(f"transform: cold start, {len(cold_items)} cold items, {len(cold_test)} test pairs")
@@ -509,7 +534,8 @@ def run(events: list[input_contract.Event], items: dict[str, input_contract.Item
         "cold_start": {"cold_items": len(cold_items), "test_pairs": len(cold_test), **cold},
         "cold_users": cold_users,
         "time_split_cold": new_items,
-        "targets": targets(models, cold, new_items),
+        **({"user_behaviour": behaviour} if behaviour else {}),
+        "targets": {**targets(models, cold, new_items), **behaviour_targets},
     }
 
 
@@ -554,12 +580,12 @@ def cold_user_comparison(events: list[input_contract.Event], items: dict[str, in
     return result
 
 
-def _summary(model: dict[str, Any]) -> str:
+def summary(model: dict[str, Any]) -> str:
     return (f"  {model['name']}: top-100 {model['top_100_accuracy']:.3f}, RMSE {model['rmse']:.3f}, "
             f"{model['examples_per_second']:.0f} ex/s")
 
 
-def _row(result: dict[str, Any], split: str) -> dict[str, Any]:
+def row(result: dict[str, Any], split: str) -> dict[str, Any]:
     return {"name": result["name"], **result["metrics"][split],
             "examples_per_second": result["examples_per_second"], "peak_memory_mb": result["peak_memory_mb"],
             "epochs": result["epochs"] if isinstance(result["epochs"], int) else len(result["epochs"]),
@@ -656,6 +682,10 @@ def markdown(report: dict[str, Any]) -> str:
     for variant, chosen in report["selection"].items():
         lines.append(f"- {variant}: {chosen['architecture']}, {chosen['epochs']} epochs "
                      f"(validation score {chosen['validation_score']:.3f})")
+    if "user_behaviour" in report:
+        from benchmarks import user_behaviour
+
+        lines += user_behaviour.markdown(report["user_behaviour"])
     lines += reports.target_lines(report["targets"])
     return "\n".join(lines) + "\n"
 

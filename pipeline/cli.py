@@ -176,10 +176,12 @@ def _kuairand(args: argparse.Namespace) -> None:
 
     if not args.data:
         raise InputError("benchmark kuairand: --data DIR (the KuaiRand-Pure files) is required")
+    run, name = ((kuairand.run_user_behaviour, "kuairand-user-behaviour") if args.user_behaviour
+                 else (kuairand.run, "kuairand"))
     with tempfile.TemporaryDirectory(prefix="mtrec-kuairand-") as work_dir:
-        report = kuairand.run(args.data, work_dir, log=lambda line: print(f"mtrec: {line}", flush=True))
+        report = run(args.data, work_dir, log=lambda line: print(f"mtrec: {line}", flush=True))
     print(json.dumps(report["targets"], indent=2))
-    print("mtrec: wrote " + ", ".join(kuairand.write(report, args.output)))
+    print("mtrec: wrote " + ", ".join(kuairand.write(report, args.output, name)))
 
 
 def _reliability(args: argparse.Namespace) -> None:
@@ -312,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
                                               "removed at the end (default: the system's temporary directory)")
     benchmark.add_argument("--quick", action="store_true",
                            help="reliability: leave out the fault that kills and reruns a whole pipeline")
+    benchmark.add_argument("--user-behaviour", action="store_true",
+                           help="kuairand: only the transformer user tower against the mean tower (the chosen "
+                                "model, trained both ways), written as kuairand-user-behaviour")
     benchmark.set_defaults(handler=_benchmark)
     args = parser.parse_args(argv)
     try:

@@ -118,7 +118,7 @@ def test_a_small_run_writes_every_figure(tmp_path):
     settings = movielens.Settings(
         max_epochs=2, batch_size=64, architectures=("mmoe",), text_max_length=16,
         text_backbone={"num_layers": 1, "num_heads": 2, "hidden_dim": 8, "intermediate_dim": 16},
-        tfrs_weightings=(("tfrs joint", 1.0, 1.0),))
+        tfrs_weightings=(("tfrs joint", 1.0, 1.0),), throughput_batch_size=16, throughput_steps=2)
     declared = features.of_source(synthetic.declared_features(), features.USERS_SOURCE)
     users = movielens.Users(input_contract.read_users(str(data / input_contract.USERS_FILE), declared), tuple(declared))
     report = movielens.run(events, items, str(data / input_contract.ITEMS_FILE), str(tmp_path / "work"), settings,
@@ -149,12 +149,27 @@ def test_a_small_run_writes_every_figure(tmp_path):
         "joint_top_100_accuracy >= 0.30", "joint_rmse <= 0.92", "cold_start_text_beats_ids",
         "cold_text_recall_at_100 >= 0.232 (2x before id dropout)", "text_top_100_accuracy >= 0.573 (before id "
         "dropout - 0.01)", "text_rmse <= 0.906 (before id dropout + 0.005)",
-        "time_split_text_recall_at_100 >= 5x ids only and >= 0.10", "text_throughput >= 0.5x tfrs joint"}
+        "time_split_text_recall_at_100 >= 5x ids only and >= 0.10", "text_throughput >= 0.5x tfrs joint",
+        "best user-behaviour variant top_100_accuracy >= mean tower + 0.02 at equal or better RMSE",
+        "finetune per distinct text >= 3x per event (examples/s)"}
+    behaviour = report["user_behaviour"]
+    assert [model["name"] for model in behaviour["models"]] == [
+        "mean tower", "transformer tower", "mean tower + target attention", "transformer tower + target attention"]
+    assert behaviour["models"][0]["top_100_accuracy"] == report["models"][3]["top_100_accuracy"]
+    for model in behaviour["models"]:
+        assert 0.0 <= model["top_100_accuracy"] <= 1.0 and 0.0 < model["rmse"] < 5.0, model["name"]
+    assert set(behaviour["selection"]) == {"transformer tower", "mean tower + target attention",
+                                           "transformer tower + target attention"}
+    for name in ("frozen", "finetune, per distinct text", "finetune, per event"):
+        assert behaviour["finetune_throughput"][name]["examples_per_second"] > 0
+    for name in ("frozen, 1 epoch", "finetune, 1 epoch"):
+        assert 0.0 < behaviour["finetune_quality"][name]["rmse"] < 5.0
     paths = movielens.write(report, str(tmp_path / "results"), name="small")
     assert [os.path.basename(p) for p in paths] == ["small.json", "small.md", "small.png"]
     assert json.loads(open(paths[0]).read())["models"][1]["name"] == "tfrs joint"
     markdown = open(paths[1]).read()
     assert "| tfrs joint |" in markdown and "Time-split cold start: 2 items" in markdown
+    assert "| transformer tower + target attention (" in markdown and "finetune, per event:" in markdown
 
 
 def test_the_cold_user_split_removes_every_training_event_of_a_tenth_of_the_users():
