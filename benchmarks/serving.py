@@ -6,7 +6,9 @@ Everything is measured in one run on one machine, request by request in turn, so
   embeddings;
 - the same requests through `mtrec serve` over loopback HTTP against the in-process call (HTTP overhead).
 Catalogues of 10k and 100k items; `rank` scores 100 candidates. Latencies are of sequential single-user
-requests after a warm-up; throughput is requests per second of that sequential client.
+requests after a warm-up; throughput is requests per second of that sequential client. Beside the default model
+(mean user tower), the same data's model with the transformer user tower and target attention answers the same
+requests in the same turns (`*_sequence_model`): what reading the history through the language model costs.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ CATALOGUES = (10_000, 100_000)
 K = 100
 CANDIDATES = 100
 TARGET_HTTP_OVERHEAD_MS = 2.0
+SEQUENCE_MODEL = {"user_tower": "transformer", "target_attention": True}
 
 
 def _summary(seconds: list[float]) -> dict[str, float]:
@@ -83,6 +86,9 @@ def measure_catalogue(num_items: int, requests: int, root: str) -> dict[str, Any
     started = time.time()
     data_dir, model_dir = small_model.build(os.path.join(root, str(num_items)), data)
     build_seconds = time.time() - started
+    _, sequence_dir = small_model.build(os.path.join(root, f"{num_items}-sequence"), data,
+                                        model_options=SEQUENCE_MODEL)
+    sequence_model = tf.saved_model.load(sequence_dir)
     model = tf.saved_model.load(model_dir)
     retrieve, rank = model.signatures["retrieve"], model.signatures["rank"]
     user_embedding, item_embedding = model.signatures["user_embedding"], model.signatures["item_embedding"]
@@ -115,6 +121,9 @@ def measure_catalogue(num_items: int, requests: int, root: str) -> dict[str, Any
             "rank_in_process": lambda: rank(item_ids=candidates, **user),
             "rank_http": _http(server.port, {"signature_name": "rank", "inputs": {
                 "user_id": ["user_00001"], "history": history, "item_ids": candidates.numpy().astype(str).tolist()}}),
+            "retrieve_in_process_sequence_model": lambda: sequence_model.signatures["retrieve"](
+                k=tf.constant([K]), exclude_history=tf.constant([True]), **user),
+            "rank_in_process_sequence_model": lambda: sequence_model.signatures["rank"](item_ids=candidates, **user),
         }, requests)
     finally:
         server.stop()
@@ -125,6 +134,9 @@ def measure_catalogue(num_items: int, requests: int, root: str) -> dict[str, Any
         for name in ("retrieve", "rank")}
     reference = results["reference_user_embedding_plus_tfrs_brute_force"]["p50_ms"]
     results["retrieve_vs_reference_p50_ratio"] = round(results["retrieve_in_process"]["p50_ms"] / reference, 3)
+    results["sequence_model_vs_default_p50_ratio"] = {
+        name: round(results[f"{name}_in_process_sequence_model"]["p50_ms"] / results[f"{name}_in_process"]["p50_ms"],
+                    3) for name in ("retrieve", "rank")}
     return results
 
 
@@ -141,7 +153,8 @@ def _markdown(report: dict[str, Any]) -> str:
     ]
     for result in report["catalogues"]:
         for path in ("retrieve_in_process", "reference_user_embedding_plus_tfrs_brute_force", "retrieve_http",
-                     "rank_in_process", "rank_http"):
+                     "rank_in_process", "rank_http", "retrieve_in_process_sequence_model",
+                     "rank_in_process_sequence_model"):
             timing = result[path]
             lines.append(f"| {result['catalogue_items']:,} | {path} | {timing['p50_ms']} | {timing['p99_ms']} | "
                          f"{timing['throughput_per_s']} |")
@@ -151,6 +164,11 @@ def _markdown(report: dict[str, Any]) -> str:
         overhead = result["http_overhead_p50_ms"]
         lines.append(f"| {result['catalogue_items']:,} | {result['retrieve_vs_reference_p50_ratio']} | "
                      f"{overhead['retrieve']}, {overhead['rank']} | {result['top_k_overlap_with_reference']} |")
+    lines += ["", "The sequence model (transformer user tower + target attention) against the default model, in "
+                  "process (p50 ratio):", "", "| catalogue | retrieve | rank |", "|---|---|---|"]
+    for result in report["catalogues"]:
+        ratio = result["sequence_model_vs_default_p50_ratio"]
+        lines.append(f"| {result['catalogue_items']:,} | {ratio['retrieve']} | {ratio['rank']} |")
     lines += ["", "Targets: `retrieve` no slower than the reference (ratio <= 1); HTTP overhead under "
                   f"{TARGET_HTTP_OVERHEAD_MS} ms at p50. Met: " + ", ".join(
                       f"{k}: {'yes' if v else 'no'}" for k, v in report["targets_met"].items()), ""]

@@ -91,12 +91,13 @@ class TextEncoder(keras.layers.Layer):
     def call(self, inputs: dict[str, Any]) -> Any:
         token_ids, padding_mask = inputs[features.TEXT_TOKEN_IDS], inputs[features.TEXT_PADDING_MASK]
         if not self.distinct:
-            return self._encode(token_ids, padding_mask)
+            return self.encode(token_ids, padding_mask)
         distinct, position = tf.unique(_text_keys(token_ids))
         first = tf.math.unsorted_segment_min(tf.range(tf.shape(position)[0]), position, tf.shape(distinct)[0])
-        return tf.gather(self._encode(tf.gather(token_ids, first), tf.gather(padding_mask, first)), position)
+        return tf.gather(self.encode(tf.gather(token_ids, first), tf.gather(padding_mask, first)), position)
 
-    def _encode(self, token_ids: Any, padding_mask: Any) -> Any:
+    def encode(self, token_ids: Any, padding_mask: Any) -> Any:
+        """Every row's vector, repeats included."""
         padding_mask = keras.ops.cast(padding_mask, "bool")
         sequence = self.backbone({
             "token_ids": token_ids,
@@ -192,8 +193,10 @@ class CachedTextEncoder(keras.layers.Layer):
         found = tf.logical_and(tf.equal(tf.gather(self.keys, rows), keys),
                                tf.reduce_all(tf.equal(tf.gather(self.token_ids, rows), token_ids), axis=-1))
         # Frozen: no gradient flows into the cache or the encoder (XLA could not differentiate the cond anyway).
-        return tf.stop_gradient(tf.cond(tf.reduce_all(found), lambda: tf.gather(self.vectors, rows),
-                                        lambda: self.encoder(inputs)))
+        # The fallback encodes every row: XLA compiles both branches, and it cannot compile a batch's distinct texts.
+        return tf.stop_gradient(tf.cond(
+            tf.reduce_all(found), lambda: tf.gather(self.vectors, rows),
+            lambda: self.encoder.encode(token_ids, inputs[features.TEXT_PADDING_MASK])))
 
     def compute_output_shape(self, input_shape: dict[str, tuple]) -> tuple:
         return self.encoder.compute_output_shape(input_shape)
