@@ -551,6 +551,10 @@ def _check_training(config: RunConfig, problems: list[str]) -> None:
             if getattr(config.training, name) != getattr(plain, name):
                 problems.append(f"training.{name}: the tfrs baseline trains without it, got "
                                 f"{getattr(config.training, name)!r}")
+        for name, plain in (("user_tower", "mean"), ("target_attention", False)):
+            if getattr(config.model, name) != plain:
+                problems.append(f"model.{name}: the tfrs baseline has no history sequence, got "
+                                f"{getattr(config.model, name)!r}")
     text = config.text_encoder
     if config.training.jit_compile and text.mode == "finetune" and text.distinct_texts:
         problems.append("text_encoder.distinct_texts: XLA (training.jit_compile) cannot compile the batch's distinct "

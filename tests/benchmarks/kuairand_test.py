@@ -113,3 +113,21 @@ def test_targets_and_files(report, tmp_path):
     with open(paths[1], encoding="utf-8") as handle:
         text = handle.read()
     assert "| LightGBM |" in text and "Targets:" in text
+
+
+def test_the_user_behaviour_run_trains_both_towers_on_the_same_data(tmp_path):
+    data = _write_slice(str(tmp_path / "raw"))
+    settings = benchmark.Settings(max_epochs=2, batch_size=64, learning_rate=0.01)
+    result = benchmark.run_user_behaviour(data, str(tmp_path / "work"), settings, log=lambda line: None)
+    assert [model["name"] for model in result["models"]] == ["mtrec mmoe + ESMM, mean tower",
+                                                             "mtrec mmoe + ESMM, transformer tower"]
+    mean, transformer = result["models"]
+    for model in result["models"]:
+        assert model["test"]["click"]["auc"] > 0.6, model["name"]
+    (target,) = result["targets"].values()
+    assert target["click_gauc_delta"] == pytest.approx(transformer["test"]["click"]["gauc"]
+                                                       - mean["test"]["click"]["gauc"])
+    assert target["met"] == (target["mean_delta"] >= 0)
+    paths = benchmark.write(result, str(tmp_path / "results"), "kuairand-user-behaviour")
+    with open(paths[1], encoding="utf-8") as handle:
+        assert handle.read().startswith("# KuaiRand-Pure: the transformer user tower against the mean tower")

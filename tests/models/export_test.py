@@ -1,4 +1,6 @@
-"""The exported SavedModel: every signature, OOV fallbacks, the catalogue index, and TF Serving-safe ops."""
+"""The exported SavedModel: every signature, OOV fallbacks, the catalogue index, and TF Serving-safe ops, for
+each variant of the small model (tests.conftest.MODEL_VARIANTS: the mean user tower, the transformer tower with
+target attention, target attention alone)."""
 
 from __future__ import annotations
 
@@ -10,14 +12,28 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (the Transform graph's WordPiece ops)
 
 from components.example_gen import input_contract
+from components.serving_check import ops
 from models import features
+from tests.conftest import MODEL_VARIANTS
+
+
+@pytest.fixture(scope="module", params=list(MODEL_VARIANTS))
+def variant(request):
+    """(model options, data dir, SavedModel dir) of each small model variant."""
+    return MODEL_VARIANTS[request.param], *request.getfixturevalue(request.param)
 
 
 @pytest.fixture(scope="module")
-def exported(exported_model):
-    data_dir, model_dir = exported_model
+def exported(variant):
+    _, data_dir, model_dir = variant
     items = input_contract.read_items(os.path.join(data_dir, input_contract.ITEMS_FILE))
     return tf.saved_model.load(model_dir), items
+
+
+def test_every_op_is_in_tf_servings_op_set(variant):
+    _, _, model_dir = variant
+    report = ops.check(model_dir)
+    assert report.passed, report.describe()
 
 
 def test_has_every_signature(exported):
@@ -97,6 +113,24 @@ def test_retrieve_scores_are_dot_products_of_the_embedding_signatures(exported):
     expected = items[features.ITEM_EMBEDDING].numpy() @ user[features.USER_EMBEDDING].numpy()[0]
     np.testing.assert_allclose(out[features.SCORES].numpy()[0], expected, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(user[features.USER_EMBEDDING].numpy(), axis=1), 1.0, rtol=1e-5)
+
+
+def test_a_history_item_outside_the_id_vocabulary_counts_through_its_content(exported, variant):
+    """Two histories of one item each, two catalogue items no event names (outside the id vocabulary): an id
+    reads the same OOV row for both; the transformer tower and target attention read the items' content."""
+    model, items = exported
+    options, data_dir, _ = variant
+    seen = {event.item_id for event in input_contract.read_events(
+        os.path.join(data_dir, input_contract.EVENTS_FILE), items)}
+    first, second = sorted(set(items) - seen)[:2]
+    args = {"user_id": tf.constant(["user_00001"] * 2), "history": tf.constant([[first], [second]])}
+    users = model.signatures["user_embedding"](**args)[features.USER_EMBEDDING].numpy()
+    clicks = model.signatures["rank"](item_ids=tf.constant([sorted(items)[:3]] * 2), **args)["click"].numpy()
+    reads_content = {"user_embedding": options.get("user_tower") == "transformer"}
+    reads_content["rank"] = reads_content["user_embedding"] or options.get("target_attention", False)
+    for signature, values in (("user_embedding", users), ("rank", clicks)):
+        same = np.allclose(values[0], values[1], rtol=0, atol=1e-6)
+        assert same != reads_content[signature], (signature, np.abs(values[0] - values[1]).max())
 
 
 @pytest.fixture(scope="module")

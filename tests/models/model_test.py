@@ -11,7 +11,9 @@ import pytest
 import tensorflow as tf
 
 from models import features, loss_balancing, ranking, tasks
+from models.catalogue import ItemCatalogue
 from models.model import MultiTaskRecommender
+from models.sequence import HistoryTransformer, TargetAttention
 from models.tasks import Task
 from models.text_encoder import CachedTextEncoder, TextEncoder
 from models.towers import ItemTower, UserTower
@@ -19,20 +21,47 @@ from models.towers import ItemTower, UserTower
 BATCH, HISTORY, CATEGORIES, LENGTH, VOCABULARY, DIM = 16, 5, 2, 8, 50, 8
 TASKS = [Task("retrieval", "retrieval", "clicked"), Task("click", "binary", "clicked"),
          Task("rating", "regression", "rating")]
+KEY_BASE = 1000  # the catalogue key of item index i is KEY_BASE + i (Transform writes a hash; any int64 serves)
+
+
+def item_keys(indices):
+    """The catalogue keys (features.HISTORY_KEYS) of item indices; padding (0) stays 0."""
+    indices = np.asarray(indices)
+    return np.where(indices > 0, KEY_BASE + indices, 0)
+
+
+def catalogue(text="finetune"):
+    """The catalogue of the batch's items 1..BATCH, each with the categories and text of its row in `batch()`,
+    then the unknown item: no categories, an empty text ([CLS] [SEP])."""
+    data = batch()
+    unknown = {features.CATEGORY_INDICES: np.zeros((1, CATEGORIES), "int64"),
+               features.TEXT_TOKEN_IDS: np.array([[2, 3] + [0] * (LENGTH - 2)]),
+               features.TEXT_PADDING_MASK: np.array([[1, 1] + [0] * (LENGTH - 2)])}
+    names = [features.CATEGORY_INDICES] + ([] if text == "off" else [features.TEXT_TOKEN_IDS,
+                                                                      features.TEXT_PADDING_MASK])
+    return ItemCatalogue(item_keys(data[features.ITEM_INDEX]),
+                         {name: np.concatenate([data[name], unknown[name]]) for name in names})
 
 
 def build(task_list=TASKS, architecture="mmoe", balancing="fixed", text="finetune", log_frequency=None,
-          id_dropout=0.0):
+          id_dropout=0.0, user_tower="mean", target_attention=False):
+    """`user_tower`: "mean" or "transformer" (a HistoryTransformer); a transformer tower and `target_attention`
+    read the history through `catalogue()`."""
     keras.utils.set_random_seed(0)
     backbone = keras_hub.models.BertBackbone(vocabulary_size=VOCABULARY, num_layers=2, num_heads=2, hidden_dim=8,
                                              intermediate_dim=16, max_sequence_length=LENGTH)
-    encoder = {"finetune": TextEncoder(backbone, trainable_layers=1),
-               "frozen": CachedTextEncoder(TextEncoder(backbone)), "off": None}[text]
+    # Only the chosen encoder is built: a frozen TextEncoder freezes the backbone it is given.
+    encoder = {"finetune": lambda: TextEncoder(backbone, trainable_layers=1),
+               "frozen": lambda: CachedTextEncoder(TextEncoder(backbone)), "off": lambda: None}[text]()
     item_embedding = keras.layers.Embedding(BATCH + 5, DIM)
     num_ranking = len(tasks.ranking_tasks(task_list))
+    sequence_encoder = (HistoryTransformer(HISTORY, num_layers=1, num_heads=2, intermediate_dim=2 * DIM)
+                        if user_tower == "transformer" else None)
     return MultiTaskRecommender(
-        user_tower=UserTower(10, item_embedding, DIM),
+        user_tower=UserTower(10, item_embedding, DIM, sequence_encoder=sequence_encoder),
         item_tower=ItemTower(item_embedding, 5, encoder, DIM, id_dropout=id_dropout),
+        catalogue=catalogue(text) if sequence_encoder is not None or target_attention else None,
+        target_attention=TargetAttention([8]) if target_attention else None,
         tasks=task_list,
         architecture=ranking.build_architecture(architecture, num_ranking, 3, 1, 2, [8]),
         loss_balancing=loss_balancing.build_loss_balancing(balancing, task_list),
@@ -46,10 +75,13 @@ def build(task_list=TASKS, architecture="mmoe", balancing="fixed", text="finetun
 def batch():
     rng = np.random.default_rng(0)
     items = np.arange(1, BATCH + 1)
+    users = rng.integers(0, 10, BATCH)
+    history = rng.integers(0, BATCH + 1, (BATCH, HISTORY))
     return {
-        features.USER_INDEX: rng.integers(0, 10, BATCH),
+        features.USER_INDEX: users,
         features.ITEM_INDEX: items,
-        features.HISTORY_INDICES: rng.integers(0, BATCH + 1, (BATCH, HISTORY)),
+        features.HISTORY_INDICES: history,
+        features.HISTORY_KEYS: item_keys(history),
         features.CATEGORY_INDICES: rng.integers(0, 5, (BATCH, CATEGORIES)),
         features.TEXT_TOKEN_IDS: rng.integers(1, VOCABULARY, (BATCH, LENGTH)),
         features.TEXT_PADDING_MASK: np.ones((BATCH, LENGTH), "int64"),
