@@ -3,18 +3,14 @@ measures it on the clicked events only, GAUC included, and the model is blessed 
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 
 import pytest
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
-import yaml
 
-from pipeline import local_runner, run_summary
-from tests.e2e.local_e2e_test import small_run_config
+from pipeline import run_summary
+from tests.e2e.local_e2e_test import run_to_summary, small_run_config
 
 
 @pytest.mark.slow
@@ -27,12 +23,7 @@ def test_a_task_given_clicks_is_trained_and_measured_on_the_clicked_events(tmp_p
         {"name": "purchase", "type": "binary", "label": "purchased", "given": "click"},
         {"name": "rating", "type": "regression", "label": "rating", "given": "click"}]}
     config["evaluation"]["min_auc"] = 0.55  # the purchase AUC is not gated (see small_run_config)
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    mtrec = os.path.join(os.path.dirname(sys.executable), "mtrec")
-    result = subprocess.run([mtrec, "run", "--config", str(tmp_path / "config.yaml")], capture_output=True,
-                            text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads((tmp_path / "out" / local_runner.SUMMARY_FILE).read_text())
+    summary = run_to_summary(config, tmp_path)
     assert summary["blessed"] and summary["pushed"], summary
     metrics = summary["metrics"]
     store = run_summary.open_store(str(tmp_path / "out" / "metadata.sqlite"))

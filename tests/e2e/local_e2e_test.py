@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 import yaml
@@ -61,6 +62,18 @@ def small_run_config(output_dir: str) -> dict:
         # shows both modes give the same output; the default run test uses the multi-processing default).
         "beam": {"direct_running_mode": "in_memory", "direct_num_workers": 1},
     }
+
+
+def run_to_summary(config: dict, directory: Any) -> dict:
+    """Runs `mtrec run` on `config` (written to `directory`/config.yaml) through the installed script; returns
+    the run's summary (last_run.json under the config's output_dir)."""
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    mtrec = os.path.join(os.path.dirname(sys.executable), "mtrec")
+    result = subprocess.run([mtrec, "run", "--config", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(os.path.join(config["output_dir"], local_runner.SUMMARY_FILE), encoding="utf-8") as handle:
+        return json.load(handle)
 
 
 @pytest.fixture(scope="module")

@@ -5,31 +5,21 @@ model reads a user's history through the item tower."""
 from __future__ import annotations
 
 import csv
-import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (the Transform graph's WordPiece ops)
-import yaml
 
-from pipeline import local_runner
-from tests.e2e.local_e2e_test import small_run_config
+from tests.e2e.local_e2e_test import run_to_summary, small_run_config
 
 
 @pytest.mark.slow
 def test_a_sequence_model_is_trained_gated_and_pushed(tmp_path):
     config = small_run_config(str(tmp_path / "out"))
     config["model"] = {"user_tower": "transformer", "target_attention": True}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    mtrec = os.path.join(os.path.dirname(sys.executable), "mtrec")
-    result = subprocess.run([mtrec, "run", "--config", str(tmp_path / "config.yaml")], capture_output=True,
-                            text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads((tmp_path / "out" / local_runner.SUMMARY_FILE).read_text())
+    summary = run_to_summary(config, tmp_path)
     assert summary["blessed"] and summary["pushed"] and summary["failed_checks"] == [], summary
     retrieval = summary["retrieval"]["slices"]["overall"]
     assert retrieval["model"]["recall@10"] > retrieval["popularity"]["recall@10"]

@@ -72,22 +72,14 @@ def test_history_transformer_ignores_padding_and_is_zero_without_history():
     assert not np.allclose(layer(changed, mask)[0], output[0], atol=1e-4)
 
 
-def test_target_attention_ignores_padding():
+def test_target_attention_weights_the_history_by_its_relevance_to_the_candidate_and_ignores_padding():
     keras.utils.set_random_seed(0)
     layer = TargetAttention([8])
     sequence, mask, padded_otherwise = _sequence()
     candidate = np.random.default_rng(1).normal(size=(len(sequence), DIM)).astype("float32")
     output = np.asarray(layer(candidate, sequence, mask))
-    np.testing.assert_allclose(layer(candidate, padded_otherwise, mask), output, rtol=1e-5, atol=1e-6)
-
-
-def test_target_attention_weights_the_history_by_its_relevance_to_the_candidate():
-    keras.utils.set_random_seed(0)
-    layer = TargetAttention([8])
-    sequence, mask, _ = _sequence()
-    candidate = np.random.default_rng(1).normal(size=(len(sequence), DIM)).astype("float32")
-    output = np.asarray(layer(candidate, sequence, mask))
     assert output.shape == (len(sequence), DIM)
+    np.testing.assert_allclose(layer(candidate, padded_otherwise, mask), output, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(output[-1], np.zeros(DIM))  # a history of padding only
     np.testing.assert_allclose(output[-2], sequence[-2, 0], rtol=1e-6)  # one position: all the weight
     # The full row by hand: the softmax over the positions of the scoring MLP's scores weights the positions.
