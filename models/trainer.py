@@ -129,20 +129,21 @@ def feature_sizes(tft_output: tft.TFTransformOutput, declared: list[features.Fea
     return sizes
 
 
-def transform_catalogue(tft_output: tft.TFTransformOutput, catalogue: list[Item],
-                        declared: list[features.Feature]) -> dict[str, tf.Tensor]:
-    """Every catalogue item's transformed item features (index, categories, tokenized text, declared ones)."""
+def transform_catalogue(tft_output: tft.TFTransformOutput, catalogue: list[Item], declared: list[features.Feature],
+                        with_unknown: bool = False) -> dict[str, tf.Tensor]:
+    """Every catalogue item's transformed item features (index, categories, tokenized text, declared ones).
+    `with_unknown` appends one more row: an id outside the catalogue, as serving encodes it (no text, no
+    categories, missing features)."""
     items = export.catalogue_table(catalogue, declared)
-    return tft_output.transform_features_layer()(export.raw_item_features(items.keys, items))
+    ids = tf.concat([items.keys, [""]], 0) if with_unknown else items.keys  # "" is no item's id
+    return tft_output.transform_features_layer()(export.raw_item_features(ids, items))
 
 
 def item_catalogue(tft_output: tft.TFTransformOutput, catalogue: list[Item], declared: list[features.Feature],
                    input_names: list[str]) -> ItemCatalogue:
     """The model's table of every catalogue item's content (`input_names` but the id index), and the unknown
     item's, as serving encodes an item it does not know."""
-    items = export.catalogue_table(catalogue, declared)
-    ids = tf.concat([items.keys, [""]], 0)  # "" is no item's id
-    transformed = tft_output.transform_features_layer()(export.raw_item_features(ids, items))
+    transformed = transform_catalogue(tft_output, catalogue, declared, with_unknown=True)
     return ItemCatalogue(np.asarray(transformed[features.ITEM_KEY])[:-1],
                          {name: np.asarray(transformed[name]) for name in input_names if name != features.ITEM_INDEX},
                          name="item_catalogue")
@@ -173,7 +174,10 @@ def build_text_encoder(config: dict[str, Any], tft_output: tft.TFTransformOutput
         return encoder
     cached = text_encoder.CachedTextEncoder(encoder, name="cached_text_encoder")
     if catalogue:
-        transformed = transform_catalogue(tft_output, catalogue, features.declared(config["features"]))
+        # The unknown item's text too: history padding and ids outside the catalogue read it (models.catalogue),
+        # and a batch with one text outside the cache runs the encoder on every row.
+        transformed = transform_catalogue(tft_output, catalogue, features.declared(config["features"]),
+                                          with_unknown=True)
         cached.build_cache(transformed[features.TEXT_TOKEN_IDS], transformed[features.TEXT_PADDING_MASK])
     return cached
 
