@@ -179,3 +179,27 @@ def test_the_cold_user_split_removes_every_training_event_of_a_tenth_of_the_user
     assert len(cold) == 2 and cold <= {event.user_id for event in events}
     assert set(kept.tolist()) == {i for i in train.tolist() if events[i].user_id not in cold}
     assert set(cold_test.tolist()) == {i for i in test.tolist() if events[i].user_id in cold}
+
+
+def test_user_behaviour_targets_take_the_best_variant_at_equal_rmse_and_report_a_failed_job_as_missed():
+    from benchmarks import user_behaviour
+
+    def model(name, top, rmse):
+        return {"name": name, "top_100_accuracy": top, "rmse": rmse}
+
+    report = {"models": [model("mean tower", 0.50, 0.90), model("transformer tower", 0.60, 0.95),
+                         model("mean tower + target attention", 0.53, 0.90),
+                         model("transformer tower + target attention", 0.51, 0.89)],
+              "finetune_throughput": {"finetune, per distinct text": {"examples_per_second": 30.0},
+                                      "finetune, per event": {"examples_per_second": 10.0}}}
+    gain, speed = user_behaviour.targets(report).values()
+    # The transformer tower gains most but at a worse RMSE; of the others, target attention gains 0.03.
+    assert gain["variant"] == "mean tower + target attention" and gain["gain"] == pytest.approx(0.03)
+    assert gain["met"] is True
+    assert speed["ratio"] == pytest.approx(3.0) and speed["met"] is True
+    report["finetune_throughput"]["finetune, per event"] = {"failed": "the job's process died (out of memory)"}
+    _, speed = user_behaviour.targets(report).values()
+    assert speed["ratio"] is None and speed["met"] is False and "failed" in speed
+    report["models"][2] = model("mean tower + target attention", 0.53, 0.91)
+    gain, _ = user_behaviour.targets(report).values()
+    assert gain["variant"] == "transformer tower + target attention" and gain["met"] is False
