@@ -16,6 +16,13 @@ import numpy as np
 import tensorflow as tf
 
 
+def find_sorted(sorted_keys: Any, keys: Any) -> tuple[tf.Tensor, tf.Tensor]:
+    """(row, found) of each of the 1-D int64 `keys` in the ascending, non-empty 1-D `sorted_keys`: a binary search,
+    so it needs no hash table and compiles with XLA. A key it lacks gets some valid row and found False."""
+    rows = tf.minimum(tf.searchsorted(sorted_keys, keys), tf.shape(sorted_keys, out_type=tf.int32)[0] - 1)
+    return rows, tf.equal(tf.gather(sorted_keys, rows), keys)
+
+
 class ItemCatalogue(keras.layers.Layer):
     """Item key -> the item's transformed content (the item tower's inputs but the id index).
 
@@ -54,8 +61,7 @@ class ItemCatalogue(keras.layers.Layer):
     def rows(self, keys: Any) -> tf.Tensor:
         """The catalogue row of each key (any shape); the unknown item's row (N) for a key it lacks."""
         keys = tf.cast(keys, tf.int64)
-        rows = tf.minimum(tf.searchsorted(self.keys, tf.reshape(keys, [-1])), self.size - 1)
-        found = tf.equal(tf.gather(self.keys, rows), tf.reshape(keys, [-1]))
+        rows, found = find_sorted(self.keys, tf.reshape(keys, [-1]))
         return tf.reshape(tf.where(found, rows, self.size), tf.shape(keys))
 
     def call(self, keys: Any) -> dict[str, tf.Tensor]:

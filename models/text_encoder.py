@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from models import features
+from models.catalogue import find_sorted
 
 MINILM = "minilm"
 
@@ -189,9 +190,8 @@ class CachedTextEncoder(keras.layers.Layer):
             return self.encoder(inputs)
         token_ids = tf.cast(inputs[features.TEXT_TOKEN_IDS], tf.int64)
         keys = _text_keys(token_ids)
-        rows = tf.minimum(tf.searchsorted(self.keys, keys), tf.shape(self.keys, out_type=tf.int32)[0] - 1)
-        found = tf.logical_and(tf.equal(tf.gather(self.keys, rows), keys),
-                               tf.reduce_all(tf.equal(tf.gather(self.token_ids, rows), token_ids), axis=-1))
+        rows, same_key = find_sorted(self.keys, keys)
+        found = tf.logical_and(same_key, tf.reduce_all(tf.equal(tf.gather(self.token_ids, rows), token_ids), axis=-1))
         # Frozen: no gradient flows into the cache or the encoder (XLA could not differentiate the cond anyway).
         # The fallback encodes every row: XLA compiles both branches, and it cannot compile a batch's distinct texts.
         return tf.stop_gradient(tf.cond(
