@@ -24,6 +24,8 @@ def _run(args: argparse.Namespace) -> int:
     config = config_lib.load(args.config)
     if args.output_dir:
         config.output_dir = args.output_dir
+    if args.data_day:
+        config = config_lib.with_data_day(config, args.data_day)
     progress = sys.stderr.isatty() and not args.quiet
     human = sys.stdout.isatty() and not args.quiet
     os.environ[PROGRESS_ENV] = "bar" if progress else "none"
@@ -243,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--config", help="YAML configuration (see docs/configuration.md); defaults apply to what it "
                                       "leaves out")
     run.add_argument("--output-dir", help="overrides the configuration's output_dir")
+    run.add_argument("--data-day", metavar="YYYY-MM-DD",
+                     help="the last day of the window of daily partitions (data.day; needs data.window_days): what a "
+                          "scheduler passes each day")
     run.add_argument("--verbose", action="store_true", help="show all of TFX's and Beam's logs")
     run.add_argument("--quiet", action="store_true", help="no progress; print only the summary, as JSON")
     run.set_defaults(handler=_run)

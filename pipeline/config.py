@@ -29,11 +29,25 @@ class ConfigError(ValueError):
 class Data:
     """`source`: "synthetic" (generated), "csv" (`path` holds events.csv and items.csv), "movielens" (`path`
     holds the GroupLens ML-100K files) or "kuairand" (`path` holds the KuaiRand-Pure logs and tables; it has no
-    item text, so the text tower must be off)."""
+    item text, so the text tower must be off).
+
+    Daily partitions (csv): `path` holds `events/YYYY-MM-DD.csv`, one file per day, beside items.csv (and
+    users.csv). `window_days` reads the latest N days up to `day` (default: the latest day there is), or `span`
+    names the days to read; `missing_days` says what a day of the window without a file does: "refuse" (the run
+    stops, naming it) or "skip" (the window reads the days there are). `mtrec run --data-day DAY` sets `day`."""
 
     source: str = "synthetic"
     path: str | None = None
+    window_days: int | None = None
+    span: list[str] | None = None
+    day: str | None = None
+    missing_days: str = "refuse"
     synthetic: SyntheticConfig = dataclasses.field(default_factory=SyntheticConfig)
+
+    @property
+    def partitioned(self) -> bool:
+        """Whether the events are daily partitions (events/DAY.csv) read through a window."""
+        return self.window_days is not None or self.span is not None
 
 
 @dataclasses.dataclass
@@ -176,7 +190,10 @@ class Training:
     "multi_worker_mirrored" (workers from TF_CONFIG) or "tpu". `mixed_precision`: "none", "mixed_float16" or
     "mixed_bfloat16" (outputs and losses stay float32). `jit_compile`: XLA-compile the training step.
     `optimizer`: "lazy_adam" (Adam that updates only the embedding rows a batch touches, so a step's cost does
-    not grow with the tables; models/optimizers.py) or "adam" (Keras' Adam, every row at every step)."""
+    not grow with the tables; models/optimizers.py) or "adam" (Keras' Adam, every row at every step).
+    `warm_start`: start from the latest blessed model's weights (models/warm_start.py: embedding rows carried by id
+    string, other weights where their shapes match) and train `warm_start_epochs` epochs; the first run, with no
+    blessed model yet, trains `epochs` from scratch."""
 
     epochs: int = 3
     batch_size: int = 256
@@ -186,6 +203,8 @@ class Training:
     distribution: str = "default"
     mixed_precision: str = "none"
     jit_compile: bool = False
+    warm_start: bool = False
+    warm_start_epochs: int = 1
 
 
 @dataclasses.dataclass
@@ -334,7 +353,10 @@ def watched_labels(tasks: list[Task]) -> list[str]:
 
 
 # Values that must be positive, and those that must lie strictly between 0 and 1.
-_POSITIVE = {"num_users", "num_items", "events_per_user", "history_length", "max_length", "embedding_dim",
+# What a day of the window without a file does (Data.missing_days).
+MISSING_DAYS = ("refuse", "skip")
+_POSITIVE = {"window_days", "warm_start_epochs", "num_users", "num_items", "events_per_user", "history_length",
+             "max_length", "embedding_dim",
              "feature_embedding_dim", "max_values", "buckets",
              "hidden_dim", "temperature", "max_categories", "epochs", "batch_size", "learning_rate",
              "max_rmse", "num_layers", "num_heads", "intermediate_dim", "num_experts", "num_task_experts",
@@ -347,7 +369,8 @@ _NOT_NEGATIVE = {"cold_item_fraction", "new_item_fraction", "max_auc_decrease", 
 _FRACTIONS = {"eval_fraction", "min_auc"}
 _RATES = {"item_id_dropout"}  # from 0 (off) up to, not including, 1
 # By field name, or by dotted path where a name means different things in different sections.
-_CHOICES = {"data.source": ("synthetic", "csv", "movielens", "kuairand"), "split": ("time", "random"),
+_CHOICES = {"data.source": ("synthetic", "csv", "movielens", "kuairand"), "missing_days": MISSING_DAYS,
+            "split": ("time", "random"),
             "mode": ("frozen", "finetune", "off"), "pooling": ("mean", "cls"),
             "architecture": ("shared_bottom", "mmoe", "ple"), "user_tower": ("mean", "transformer"),
             "loss_balancing": ("fixed", "uncertainty"),
@@ -445,6 +468,7 @@ def _check_run(config: RunConfig, problems: list[str]) -> None:
         problems.append(f"data.path: required when data.source is {config.data.source!r}")
     if config.data.source == "kuairand" and requires_text(config):
         problems.append("text_encoder.mode: KuaiRand has no item text; set it to off")
+    _check_window(config.data, problems)
     _check_tasks(config.model, problems)
     _check_features(config, problems)
     _check_per_task(config, problems)
@@ -461,6 +485,26 @@ def _check_run(config: RunConfig, problems: list[str]) -> None:
         if set(config.text_encoder.backbone) != needed:
             problems.append(f"text_encoder.backbone: needs exactly the keys {sorted(needed)}, "
                             f"got {sorted(config.text_encoder.backbone)}")
+
+
+def _check_window(data: Data, problems: list[str]) -> None:
+    if not data.partitioned and data.day is None:
+        return
+    from components.example_gen import window  # imports TensorFlow: only for a partitioned input
+
+    if data.window_days is not None and data.span is not None:
+        problems.append("data.span: give either data.window_days (the latest days) or data.span (named days), "
+                        "not both")
+    if (data.partitioned or data.day is not None) and data.source != "csv":
+        problems.append(f"data.source: daily partitions (window_days, span, day) are read from a csv source, got "
+                        f"{data.source!r}")
+    if data.day is not None and data.window_days is None:
+        problems.append("data.day: the last day of a window; set data.window_days too")
+    for where, day in [("data.day", data.day), *((f"data.span[{i}]", d) for i, d in enumerate(data.span or []))]:
+        if day is not None and not window.is_day(day):
+            problems.append(f"{where}: must be a date YYYY-MM-DD, got {day!r}")
+    if data.span is not None and not data.span:
+        problems.append("data.span: must name at least one day")
 
 
 def _check_features(config: RunConfig, problems: list[str]) -> None:
@@ -551,6 +595,8 @@ def _check_training(config: RunConfig, problems: list[str]) -> None:
             if getattr(config.training, name) != getattr(plain, name):
                 problems.append(f"training.{name}: the tfrs baseline trains without it, got "
                                 f"{getattr(config.training, name)!r}")
+        if config.training.warm_start:
+            problems.append("training.warm_start: the tfrs baseline cannot warm start; set it to false")
         for name, plain in (("user_tower", "mean"), ("target_attention", False)):
             if getattr(config.model, name) != plain:
                 problems.append(f"model.{name}: the tfrs baseline has no history sequence, got "
@@ -655,6 +701,16 @@ _Yaml12BoolLoader.yaml_implicit_resolvers = {
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 _Yaml12BoolLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def with_data_day(config: RunConfig, day: str) -> RunConfig:
+    """`config` with its window ending on `day` (`mtrec run --data-day`), checked as the YAML's own would be."""
+    values = to_dict(config)
+    values["data"]["day"] = day
+    try:
+        return from_dict(values)
+    except ConfigError as error:
+        raise ConfigError(f"--data-day: {error}") from None
 
 
 def load(path: str | None) -> RunConfig:

@@ -65,6 +65,9 @@ def options(config: config_lib.RunConfig, image: str, pipeline_root: str, data_r
     if platform == "kfp" and not output.endswith(YAML_SUFFIXES):
         problems.append(f"--output: open-source Kubeflow Pipelines reads a PipelineSpec YAML; name it *.yaml, "
                         f"got {output!r}")
+    if platform == "kfp" and config.training.warm_start:
+        problems.append("training.warm_start: open-source Kubeflow Pipelines cannot run the Resolver that finds the "
+                        "latest blessed model; warm start runs on --platform vertex")
     if not (_URI.match(pipeline_root) or os.path.isabs(pipeline_root)):
         problems.append(f"--pipeline-root: {pipeline_root!r} must be shared storage that every pod reads: a URI "
                         f"such as gs://bucket/dir or an absolute path on a mounted volume")

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from components.example_gen import input_contract
+from components.example_gen import input_contract, window
 from models import features
 from pipeline import beam_options
 from pipeline import config as config_lib
@@ -245,7 +245,8 @@ def build_pipeline(config: config_lib.RunConfig, data_root: str, pipeline_root: 
         serving_model_dir=serving_dir,
         example_gen_args={**dataclasses.asdict(config.example_gen),
                           "label_columns": config_lib.label_columns(config),
-                          "require_text": config_lib.requires_text(config), "features": declared},
+                          "require_text": config_lib.requires_text(config), "features": declared,
+                          "window_config": window_config(config.data).to_json() if config.data.partitioned else ""},
         transform_config=transform_config,
         trainer_config=trainer_config,
         eval_config=evaluation.eval_config(config.evaluation, config.model.tasks),
@@ -255,7 +256,28 @@ def build_pipeline(config: config_lib.RunConfig, data_root: str, pipeline_root: 
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_options.pipeline_args(config.beam),
         baseline=baseline,
+        warm_start=config.training.warm_start,
     )
+
+
+def window_config(data: config_lib.Data) -> window.WindowConfig:
+    """The window of daily partitions `data` asks for."""
+    return window.WindowConfig(data.window_days, tuple(data.span) if data.span is not None else None, data.day,
+                               data.missing_days)
+
+
+def check_input(config: config_lib.RunConfig, data_root: str) -> tuple[input_contract.InputFiles, window.Window | None]:
+    """The input's file-level faults (input_contract.check_input_dir), found before anything runs; for daily
+    partitions the window is resolved first (a missing day refused as configured) and its day files must share one
+    header."""
+    resolved, files = None, None
+    if config.data.partitioned:
+        resolved = window.resolve(data_root, window_config(config.data))
+        files = resolved.files(data_root)
+        window.check_headers(files)
+    checked = input_contract.check_input_dir(data_root, config_lib.label_columns(config),
+                                             config_lib.requires_text(config), config.features, files)
+    return checked, resolved
 
 
 def local_pipeline(config: config_lib.RunConfig, paths: RunPaths, data_root: str) -> Any:
@@ -278,14 +300,14 @@ def run(config: config_lib.RunConfig, verbose: bool = False, progress: bool = Tr
     if os.path.exists(paths.summary):
         os.remove(paths.summary)  # never leave an older success in place while this run is unfinished
     data_root = prepare_data(config, paths)
-    files = input_contract.check_input_dir(data_root, config_lib.label_columns(config),
-                                           config_lib.requires_text(config), config.features)
+    files, resolved = check_input(config, data_root)
     if progress:
         ignored = "".join(f"; {name} columns not read: {', '.join(columns)}"
                           for name, columns in files.ignored_columns.items())
         users = f", {files.user_rows} user rows" if files.user_rows else ""
-        print(f"mtrec: input {data_root}: {files.event_rows} event rows, {files.item_rows} item rows{users}{ignored}",
-              file=sys.stderr)
+        days = f" (window {resolved.describe()})" if resolved else ""
+        print(f"mtrec: input {data_root}{days}: {files.event_rows} event rows, {files.item_rows} item rows{users}"
+              f"{ignored}", file=sys.stderr)
 
     from tfx import v1 as tfx
 
@@ -296,6 +318,8 @@ def run(config: config_lib.RunConfig, verbose: bool = False, progress: bool = Tr
     _configure_logging(verbose, progress, len(pipeline.components))
     inputs = {"dir": data_root, "events": files.event_rows, "items": files.item_rows, "users": files.user_rows,
               "ignored_columns": files.ignored_columns}
+    if resolved:
+        inputs["window"] = {"days": list(resolved.days), "skipped": list(resolved.skipped), "span": resolved.span}
     try:
         with _temporary_directory():
             tfx.orchestration.LocalDagRunner().run(pipeline)

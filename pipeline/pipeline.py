@@ -38,6 +38,7 @@ def create_pipeline(
     metadata_connection_config: Any | None = None,
     beam_pipeline_args: list[str] | None = None,
     baseline: bool = True,
+    warm_start: bool = False,
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline; every setting arrives as an explicit argument.
 
@@ -47,7 +48,10 @@ def create_pipeline(
     for the drift check; without them only the absolute thresholds and the schema and skew checks apply (for
     orchestrators that cannot run a Resolver, such as open-source Kubeflow Pipelines). `retrieval_settings`: the
     RetrievalEvaluator's (pipeline.evaluation.retrieval_settings); None leaves it out (no retrieval task).
+    `warm_start`: the Trainer receives the latest blessed model as its base model (needs `baseline`).
     """
+    if warm_start and not baseline:
+        raise ValueError("warm start resolves the latest blessed model, which needs the baseline Resolver")
     # Joins events with item text, adds user history, splits train/eval.
     example_gen = EventsExampleGen(input_base=data_root, code_version=code_version, **example_gen_args)
     # The curated, checked-in schema.
@@ -79,22 +83,23 @@ def create_pipeline(
         disable_statistics=True,
     )
     transform.add_upstream_node(data_gate)
-    # The Keras 3 multi-task model, exported with the Transform graph inside.
-    trainer = tfx.components.Trainer(
-        run_fn=RUN_FN,
-        examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"],
-        schema=schema_gen.outputs["schema"],
-        train_args=tfx.proto.TrainArgs(splits=["train"]),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config={**trainer_config, "code_version": code_version},
-    )
-    # The latest blessed model, the baseline of the change thresholds.
+    # The latest blessed model, the baseline of the change thresholds (and the base of a warm start).
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver") if baseline else None
+    # The Keras 3 multi-task model, exported with the Transform graph inside; warm started from the latest blessed.
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        base_model=model_resolver.outputs["model"] if warm_start else None,
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config={**trainer_config, "code_version": code_version},
+    )
     # Per-task metrics on raw eval examples; blesses the model when every threshold holds, each task's trivial
     # baseline (the train-mean predictor, the random ranker, calibration 1) included.
     evaluator = Evaluator(
@@ -125,7 +130,7 @@ def create_pipeline(
         pipeline_root=pipeline_root,
         components=[component for component in (
             example_gen, schema_gen, statistics_gen, baseline_statistics, data_validator, data_gate, transform,
-            trainer, model_resolver, evaluator, retrieval_evaluator, serving_check, pusher) if component is not None],
+            model_resolver, trainer, evaluator, retrieval_evaluator, serving_check, pusher) if component is not None],
         enable_cache=True,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or ["--direct_num_workers=1"],

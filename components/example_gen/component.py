@@ -7,6 +7,7 @@ executor reads the CSV files of `input_base` and whose extra parameters are type
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from tfx.components.example_gen import driver
 from tfx.components.example_gen import utils as example_gen_utils
@@ -14,8 +15,9 @@ from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.proto import example_gen_pb2
 from tfx.types import channel, standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
+from tfx.utils import io_utils
 
-from components.example_gen import executor, input_contract
+from components.example_gen import executor, input_contract, window
 
 
 class EventsExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
@@ -28,8 +30,31 @@ class EventsExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
         executor.LABEL_COLUMNS_KEY: ExecutionParameter(type=str),
         executor.REQUIRE_TEXT_KEY: ExecutionParameter(type=int),
         executor.FEATURES_KEY: ExecutionParameter(type=str),
+        executor.WINDOW_CONFIG_KEY: ExecutionParameter(type=str),
+        executor.WINDOW_KEY: ExecutionParameter(type=str, optional=True),
         executor.CODE_VERSION_KEY: ExecutionParameter(type=str),
     }
+
+
+class WindowDriver(driver.FileBasedDriver):
+    """TFX's file-based driver (a fingerprint of the input files, the span) for a window of daily partitions:
+    it resolves the window now, so the execution, and with it the cache, is keyed on the days read and on
+    their files' fingerprint: a new day reruns ExampleGen and everything after it, an unchanged window does not.
+    The Examples artifact records the window's last day as its span."""
+
+    def resolve_exec_properties(self, exec_properties: dict[str, Any], pipeline_info: Any, component_info: Any
+                                ) -> dict[str, Any]:
+        exec_properties = super().resolve_exec_properties(exec_properties, pipeline_info, component_info)
+        config = window.WindowConfig.from_json(exec_properties.get(executor.WINDOW_CONFIG_KEY) or "")
+        if config is not None:
+            input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+            resolved = window.resolve(input_base, config)
+            exec_properties[executor.WINDOW_KEY] = resolved.to_json()
+            exec_properties[example_gen_utils.SPAN_PROPERTY_NAME] = resolved.span
+            exec_properties[example_gen_utils.FINGERPRINT_PROPERTY_NAME] += "".join(
+                f"\n{io_utils.generate_fingerprint(day, path)}"
+                for day, path in zip(resolved.days, resolved.files(input_base), strict=True))
+        return exec_properties
 
 
 class EventsExampleGen(base_beam_component.BaseBeamComponent):
@@ -46,16 +71,19 @@ class EventsExampleGen(base_beam_component.BaseBeamComponent):
         require_text: bool. Whether an item needs a title (the text tower is on); without, items may have no text.
         features: list of dict. The declared features (dataclasses.asdict of models.features.Feature): their
             values join each example; rows where one is malformed are quarantined.
+        window_config: str. The window of daily partitions to read (window.WindowConfig as JSON: `input_base`
+            holds events/YYYY-MM-DD.csv); "" reads `input_base`/events.csv.
         code_version: str. Fingerprint of the code that writes the examples (see pipeline.code_version).
     """
 
     SPEC_CLASS = EventsExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
-    DRIVER_CLASS = driver.FileBasedDriver
+    DRIVER_CLASS = WindowDriver
 
     def __init__(self, input_base: str, history_length: int = 20, split: str = "time",
                  eval_fraction: float = 0.2, seed: int = 42, label_columns: dict[str, str] | None = None,
-                 require_text: bool = True, features: list[dict] | None = None, code_version: str = ""):
+                 require_text: bool = True, features: list[dict] | None = None, window_config: str = "",
+                 code_version: str = ""):
         if split not in executor.SPLIT_MODES:
             raise ValueError(f"`split` should be one of {executor.SPLIT_MODES}. Received: `split` = {split!r}")
         if not 0.0 < eval_fraction < 1.0:
@@ -80,6 +108,7 @@ class EventsExampleGen(base_beam_component.BaseBeamComponent):
             label_columns=json.dumps(label_columns or input_contract.DEFAULT_LABELS, sort_keys=True),
             require_text=int(require_text),
             features=json.dumps(features or []),
+            window_config=window_config,
             code_version=code_version,
             examples=channel.Channel(type=standard_artifacts.Examples),
         )

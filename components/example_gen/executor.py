@@ -26,7 +26,7 @@ from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenE
 from tfx.components.util import examples_utils
 from tfx.types import artifact_utils, standard_component_specs
 
-from components.example_gen import input_contract
+from components.example_gen import input_contract, window
 from models import features
 
 SPLIT_MODES = ("time", "random")
@@ -41,6 +41,12 @@ LABEL_COLUMNS_KEY = "label_columns"
 REQUIRE_TEXT_KEY = "require_text"
 # The declared features, as JSON: a list of dataclasses.asdict(features.Feature).
 FEATURES_KEY = "features"
+# The window of daily partitions to read, as JSON (window.WindowConfig), or "" for one events.csv; and the window
+# the driver resolved from it (window.Window as JSON), which the executor resolves itself where no driver runs.
+WINDOW_CONFIG_KEY = "window_config"
+WINDOW_KEY = "window"
+# The resolved window (days read, days skipped), as a custom property of the Examples artifact.
+WINDOW_PROPERTY = "mtrec_window"
 # A fingerprint of mtrec's own code: part of the execution properties, so that ML Metadata's cache never
 # hands examples written by older code to newer code.
 CODE_VERSION_KEY = "code_version"
@@ -212,11 +218,23 @@ def _preferred_entry(entries: Iterable[input_contract.Item | input_contract.BadR
     return next((entry for entry in entries if isinstance(entry, input_contract.Item)), entries[0])
 
 
-def bucket_count(events_path: str) -> int:
-    """How many buckets the events file's log goes through (see BUCKET_BYTES); the minimum if it is missing,
-    which the reading of it reports."""
-    size = tf.io.gfile.stat(events_path).length if tf.io.gfile.exists(events_path) else 0
+def bucket_count(events_paths: list[str]) -> int:
+    """How many buckets the events files' log goes through (see BUCKET_BYTES); a missing file counts nothing
+    (the reading of it reports it)."""
+    size = sum(tf.io.gfile.stat(path).length for path in events_paths if tf.io.gfile.exists(path))
     return max(MIN_BUCKETS, -(-size // BUCKET_BYTES))
+
+
+def _screen_day(path_and_offset: tuple[str, int], **kwargs: Any) -> Iterator[tuple[int, input_contract.Event]
+                                                                               | input_contract.BadRow]:
+    """screen_events of one file of the events, its lines counted from `offset`: the files of a window read as
+    one table (window.LineMap maps the lines back when the quarantine is written)."""
+    path, offset = path_and_offset
+    for entry in input_contract.screen_events(path, **kwargs):
+        if _is_bad(entry):
+            yield dataclasses.replace(entry, file=input_contract.EVENTS_FILE, line=entry.line + offset)
+        else:
+            yield entry[0] + offset, entry[1]
 
 
 def _user_bucket(keyed: tuple[str, tuple], buckets: int) -> tuple[int, bytes]:
@@ -279,15 +297,24 @@ def row_counts(event_rows: int, item_rows: int, bad: Iterable[input_contract.Bad
     return counts
 
 
+def _in_day_file(row: input_contract.BadRow, lines: window.LineMap | None) -> input_contract.BadRow:
+    """A quarantined event of a window, named by its day file and line there."""
+    if lines is None or row.file != input_contract.EVENTS_FILE:
+        return row
+    name, line = lines.locate(row.line)
+    return dataclasses.replace(row, file=name, line=line)
+
+
 @beam.ptransform_fn
 def _WriteQuarantine(bad: beam.PCollection, event_rows: beam.PCollection, item_rows: beam.PCollection,
-                     user_rows: beam.PCollection | None, quarantine_dir: str) -> None:
-    """Writes the BadRows (one JSON object a line, sorted by file and line) and the row counts (`user_rows`: None
-    when users.csv is not read)."""
+                     user_rows: beam.PCollection | None, quarantine_dir: str,
+                     lines: window.LineMap | None = None) -> None:
+    """Writes the BadRows (one JSON object a line, sorted by file and line; a window's events by their day file)
+    and the row counts (`user_rows`: None when users.csv is not read; a window's events count as events.csv)."""
     rows = bad | "Collect" >> beam.combiners.ToList()
     _ = (rows
          | "SortRows" >> beam.FlatMap(lambda found: [row.to_json() for row in sorted(
-             found, key=lambda row: (row.file, row.line, row.reason))])
+             (_in_day_file(row, lines) for row in found), key=lambda row: (row.file, row.line, row.reason))])
          | "WriteRows" >> beam.io.WriteToText(os.path.join(quarantine_dir, QUARANTINE_FILE), num_shards=1,
                                               shard_name_template=""))
     _ = (rows
@@ -326,16 +353,18 @@ def EventsToSplitExamples(
     pipeline: beam.Pipeline, input_dir: str, history_length: int, split: str, eval_fraction: float, seed: int,
     quarantine_dir: str, bucket_dir: str, max_timestamp: int | None = None,
     labels: dict[str, str] = input_contract.DEFAULT_LABELS, require_text: bool = True,
-    declared: list[features.Feature] = (),
+    declared: list[features.Feature] = (), events_files: list[str] | None = None,
 ) -> dict[str, beam.PCollection]:
     """Reads the CSV files of `input_dir`; returns {'train': examples, 'eval': examples} and writes the
     quarantined rows and row counts to `quarantine_dir`. `labels`: the label columns of the events and what their
     values must be; `require_text`: whether an item without a title is quarantined; `declared`: the declared
     features (users.csv is read when one is a user feature). Events after `max_timestamp` are quarantined.
+    `events_files`: the day files of a window, read as one events table (default: `input_dir`/events.csv).
 
     The events are grouped by user through bucket files in `bucket_dir`, which the caller removes once the
     pipeline has run."""
-    events_path = os.path.join(input_dir, input_contract.EVENTS_FILE)
+    events_files = events_files or [os.path.join(input_dir, input_contract.EVENTS_FILE)]
+    lines = window.LineMap.of(events_files) if len(events_files) > 1 else None
     catalogue = (
         pipeline
         | "ItemsPath" >> beam.Create([os.path.join(input_dir, input_contract.ITEMS_FILE)])
@@ -343,9 +372,8 @@ def EventsToSplitExamples(
     )
     screened = (
         pipeline
-        | "EventsPath" >> beam.Create([events_path])
-        | "ReadEvents" >> beam.FlatMap(input_contract.screen_events, labels=labels, max_timestamp=max_timestamp,
-                                       declared=declared)
+        | "EventsPaths" >> beam.Create(list(zip(events_files, lines.offsets if lines else [0], strict=True)))
+        | "ReadEvents" >> beam.FlatMap(_screen_day, labels=labels, max_timestamp=max_timestamp, declared=declared)
     )
     reads_users = bool(features.of_source(declared, features.USERS_SOURCE))
     user_rows = (
@@ -362,7 +390,7 @@ def EventsToSplitExamples(
     # none of them waits in memory for the counts.
     items = beam.pvalue.AsDict(catalogue | "OnePerItem" >> beam.CombinePerKey(_preferred_entry))
     known, unknown_items = _split_bad(events | "KnownItems" >> beam.FlatMap(_known_item, items=items), "Known")
-    buckets = bucket_count(events_path)
+    buckets = bucket_count(events_files)
     user_buckets = (known
                     | "UserBuckets" >> beam.Map(_user_bucket, buckets)
                     | "UserBucketFiles" >> _GroupIntoBucketFiles(bucket_dir))
@@ -379,7 +407,7 @@ def EventsToSplitExamples(
              screened | "CountEventRows" >> beam.combiners.Count.Globally(),
              catalogue | "CountItemRows" >> beam.combiners.Count.Globally(),
              user_rows | "CountUserRows" >> beam.combiners.Count.Globally() if reads_users else None,
-             quarantine_dir))
+             quarantine_dir, lines))
     examples = user_buckets | "AddHistorySplitAndSlices" >> beam.FlatMap(
         _bucket_examples, history_length=history_length, split=split, eval_fraction=eval_fraction, seed=seed,
         items=items, item_counts=beam.pvalue.AsDict(item_counts), user_counts=beam.pvalue.AsDict(user_counts),
@@ -481,13 +509,22 @@ def read_row_counts(examples_uri: str) -> dict[str, dict[str, Any]]:
         return json.load(handle)
 
 
+def resolved_window(input_base: str, exec_properties: dict[str, Any]) -> window.Window | None:
+    """The window of daily partitions the run reads: the one the driver resolved (and the cache keyed on), or,
+    where no driver runs (Kubeflow), the one the window config resolves to now; None for one events.csv."""
+    if exec_properties.get(WINDOW_KEY):
+        return window.Window.from_json(exec_properties[WINDOW_KEY])
+    config = window.WindowConfig.from_json(exec_properties.get(WINDOW_CONFIG_KEY) or "")
+    return window.resolve(input_base, config) if config else None
+
+
 def _first_quarantined(examples_uri: str, count: int) -> list[str]:
     """Descriptions of the first `count` quarantined events (file, line, column, reason)."""
     found = []
     with tf.io.gfile.GFile(os.path.join(examples_uri, QUARANTINE_DIR, QUARANTINE_FILE)) as handle:
         for line in handle:
             row = input_contract.BadRow(**json.loads(line))
-            if row.file == input_contract.EVENTS_FILE and len(found) < count:
+            if window.is_events_file(row.file) and len(found) < count:
                 found.append(row.describe())
     return found
 
@@ -505,21 +542,30 @@ class Executor(BaseExampleGenExecutor):
         self._quarantine_dir = os.path.join(examples.uri, QUARANTINE_DIR)
         self._bucket_dir = os.path.join(examples.uri, BUCKET_DIR)
         self._max_timestamp = int(time.time()) + FUTURE_TOLERANCE_SECONDS
+        input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+        self._window = resolved_window(input_base, exec_properties)
+        if self._window is not None:
+            self._events_files = self._window.files(input_base)
+            window.check_headers(self._events_files)
+            examples.span = self._window.span
+            examples.set_string_custom_property(WINDOW_PROPERTY, self._window.to_json())
+        else:
+            self._events_files = [os.path.join(input_base, input_contract.EVENTS_FILE)]
         self._write_splits(examples, exec_properties)
         counts = read_row_counts(examples.uri)
         events = counts[input_contract.EVENTS_FILE]
         if events["rows"] == events["quarantined"]:
+            source = (f"{os.path.join(input_base, window.EVENTS_DIR)} ({self._window.describe()})" if self._window
+                      else os.path.join(input_base, input_contract.EVENTS_FILE))
             raise input_contract.InputError(
-                f"{os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], input_contract.EVENTS_FILE)}"
-                f": no usable events; all {events['rows']} rows are quarantined, e.g. "
+                f"{source}: no usable events; all {events['rows']} rows are quarantined, e.g. "
                 + "; ".join(_first_quarantined(examples.uri, 3)))
         examples.set_string_custom_property(ROW_COUNTS_PROPERTY, json.dumps(counts, sort_keys=True))
 
     def _write_splits(self, examples: Any, exec_properties: dict[str, Any]) -> None:
         """What BaseExampleGenExecutor.Do does, with ShuffleAndWrite in place of TFX's in-memory shuffle."""
         examples.split_names = artifact_utils.encode_split_names([TRAIN, EVAL])
-        buckets = bucket_count(os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY],
-                                            input_contract.EVENTS_FILE))
+        buckets = bucket_count(self._events_files)
         try:
             with self._make_beam_pipeline() as pipeline:
                 for split, split_examples in self.GenerateExamplesByBeam(pipeline, exec_properties).items():
@@ -547,4 +593,5 @@ class Executor(BaseExampleGenExecutor):
             labels=json.loads(exec_properties[LABEL_COLUMNS_KEY]),
             require_text=bool(exec_properties[REQUIRE_TEXT_KEY]),
             declared=features.declared(json.loads(exec_properties[FEATURES_KEY])),
+            events_files=self._events_files,
         )

@@ -407,15 +407,19 @@ def _check_file(path: str, required: tuple[str, ...], known: tuple[str, ...]) ->
 
 
 def check_input_dir(input_dir: str, labels: dict[str, str] = DEFAULT_LABELS, require_text: bool = True,
-                    declared: list[features.Feature] = ()) -> InputFiles:
+                    declared: list[features.Feature] = (), events_files: list[str] | None = None) -> InputFiles:
     """The faults that reject a run, found before any work starts: a file missing, empty, not UTF-8, with broken
     quoting, or a header without the required columns (the event keys, every label column of `labels` and every
     declared feature's column in its file; an item title when `require_text`; users.csv only when a user feature
-    is declared). Row faults are left to ExampleGen, which quarantines them."""
+    is declared). `events_files`: the day files of a window, each checked (default: `input_dir`/events.csv). Row
+    faults are left to ExampleGen, which quarantines them."""
     if not os.path.isdir(input_dir):
         raise InputError(f"{input_dir}: input directory not found (it should hold {EVENTS_FILE} and {ITEMS_FILE})")
     required = required_event_columns(labels, declared)
-    event_rows, event_extra = _check_file(os.path.join(input_dir, EVENTS_FILE), required, required)
+    event_rows, event_extra = 0, []
+    for path in events_files or [os.path.join(input_dir, EVENTS_FILE)]:
+        rows, event_extra = _check_file(path, required, required)
+        event_rows += rows
     item_columns = required_item_columns(require_text, declared)
     item_rows, item_extra = _check_file(os.path.join(input_dir, ITEMS_FILE), item_columns,
                                         (*features.ITEM_COLUMNS, *item_columns))
