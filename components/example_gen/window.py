@@ -16,8 +16,7 @@ import datetime
 import json
 import os
 import re
-
-import tensorflow as tf
+from typing import Any
 
 from components.example_gen.input_contract import EVENTS_FILE, InputError
 
@@ -31,6 +30,14 @@ def is_day(text: str) -> bool:
         return datetime.date.fromisoformat(text).isoformat() == text
     except ValueError:
         return False
+
+
+def _gfile() -> Any:
+    """tf.io.gfile (partitions may live on gs://), imported on first use: the CLI imports this module before it
+    hides TensorFlow's native start-up lines."""
+    import tensorflow as tf
+
+    return tf.io.gfile
 
 
 def _date(day: str) -> datetime.date:
@@ -101,11 +108,11 @@ def available_days(input_base: str) -> list[str]:
     """The days with a file in `input_base`/events, ascending. A file there that is not named by a day is an
     error: it would otherwise be left out without a word."""
     directory = os.path.join(input_base, EVENTS_DIR)
-    if not tf.io.gfile.isdir(directory):
+    if not _gfile().isdir(directory):
         raise InputError(f"{directory}: no daily partitions (data.window_days and data.span read "
                          f"{EVENTS_DIR}/YYYY-MM-DD.csv files)")
     days, strangers = [], []
-    for name in sorted(tf.io.gfile.listdir(directory)):
+    for name in sorted(_gfile().listdir(directory)):
         match = _DAY_FILE.match(name)
         (days if match and is_day(match[1]) else strangers).append(match[1] if match and is_day(match[1]) else name)
     if strangers:
@@ -138,7 +145,7 @@ def resolve(input_base: str, config: WindowConfig) -> Window:
 
 
 def _header(path: str) -> list[str]:
-    with tf.io.gfile.GFile(path) as handle:
+    with _gfile().GFile(path) as handle:
         return next(csv.reader([handle.readline()]), [])
 
 
@@ -162,7 +169,7 @@ def line_counts(files: list[str]) -> list[int]:
     """Physical lines per file (the header included), as the CSV reader numbers them."""
     counts = []
     for path in files:
-        with tf.io.gfile.GFile(path, "rb") as handle:
+        with _gfile().GFile(path, "rb") as handle:
             lines, last = 0, b"\n"
             while chunk := handle.read(1 << 22):
                 lines += chunk.count(b"\n")

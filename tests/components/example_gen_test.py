@@ -160,11 +160,14 @@ def test_a_users_events_meet_in_one_bucket_whichever_file_and_bundle_they_came_i
 def test_the_bucket_count_grows_with_the_events_file(tmp_path, monkeypatch):
     monkeypatch.setattr(executor, "BUCKET_BYTES", 100)
     path = tmp_path / "events.csv"
-    assert executor.bucket_count(str(path)) == executor.MIN_BUCKETS  # missing: reported by the reader
+    assert executor.bucket_count([str(path)]) == executor.MIN_BUCKETS  # missing: reported by the reader
     path.write_bytes(b"x" * 100 * executor.MIN_BUCKETS)
-    assert executor.bucket_count(str(path)) == executor.MIN_BUCKETS
+    assert executor.bucket_count([str(path)]) == executor.MIN_BUCKETS
     path.write_bytes(b"x" * (100 * executor.MIN_BUCKETS + 1))
-    assert executor.bucket_count(str(path)) == executor.MIN_BUCKETS + 1
+    assert executor.bucket_count([str(path)]) == executor.MIN_BUCKETS + 1
+    other = tmp_path / "2022-04-26.csv"  # the day files of a window count together
+    other.write_bytes(b"x" * 100)
+    assert executor.bucket_count([str(path), str(other)]) == executor.MIN_BUCKETS + 2
 
 
 def test_declared_labels_reach_the_examples_and_a_text_free_catalogue_is_read(tmp_path):
