@@ -351,7 +351,7 @@ def train_mtrec(work_dir: str, variant: Variant, settings: Settings) -> dict[str
         started = time.perf_counter()
         model.fit(dataset, epochs=1, verbose=0)
         train_seconds += time.perf_counter() - started
-        epochs.append({name: task_metrics(splits[name], _predict(model, splits[name], variant.task_names))
+        epochs.append({name: task_metrics(splits[name], predict(model, splits[name], variant.task_names))
                        for name in SPLITS})
     best = max(range(len(epochs)), key=lambda index: mean_auc(epochs[index]["validation"]))
     return {"name": variant.name, "kind": "mtrec", "architecture": variant.architecture, "esmm": variant.esmm,
@@ -361,7 +361,8 @@ def train_mtrec(work_dir: str, variant: Variant, settings: Settings) -> dict[str
             "examples_per_second": len(train["user_id"]) * settings.max_epochs / train_seconds}
 
 
-def _predict(model: Any, split: dict[str, np.ndarray], task_names: tuple[str, ...]) -> dict[str, np.ndarray]:
+def predict(model: Any, split: dict[str, np.ndarray], task_names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Each task's predictions over a split's transformed columns, in batches."""
     keys = [key for key in split if key != "user_id"]
     outputs: dict[str, list[np.ndarray]] = {name: [] for name in task_names}
     for start in range(0, len(split["user_id"]), EVAL_BATCH):

@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
+from absl import logging
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
@@ -27,6 +28,7 @@ from models import (
     ranking,
     tasks,
     text_encoder,
+    warm_start,
 )
 from models.catalogue import ItemCatalogue
 from models.embedding import SparseEmbedding
@@ -36,6 +38,7 @@ from models.sequence import HistoryTransformer, TargetAttention
 from models.towers import ItemTower, UserTower
 
 TRAINING_LOG_FILE = "training_log.json"
+WARM_START_FILE = "warm_start.json"  # the CarryReport, beside the training log
 # How `fit` shows progress: "bar" (a progress bar per epoch), "epoch" (a line per epoch) or "none". An
 # environment variable rather than a Trainer property, so that changing it never invalidates a cached model.
 PROGRESS_ENV = "MTREC_PROGRESS"
@@ -292,22 +295,59 @@ def prepare_training(fn_args: tfx.components.FnArgs) -> TrainingSetup:
                          users, declared)
 
 
+def build_variables(model: Any, dataset: tf.data.Dataset) -> None:
+    """Creates the model's variables (Keras builds on the first call) under its strategy, by calling it on one
+    batch, so that warm start can assign them before `fit`."""
+    with model.distribute_strategy.scope():
+        model(next(iter(dataset.take(1))), training=False)
+
+
+def apply_warm_start(fn_args: tfx.components.FnArgs, setup: TrainingSetup) -> int:
+    """With `training.warm_start` on, carries the latest blessed model's weights (fn_args.base_model) into the
+    model, logs what carried and writes it to WARM_START_FILE; returns the epochs to train: `warm_start_epochs`
+    after a carry, `epochs` without a base model (the first run) or warm start off. A base model whose state
+    cannot carry fails the Trainer (warm_start.WarmStartError) rather than cold starting unnoticed."""
+    training = fn_args.custom_config["training"]
+    if not training.get("warm_start", False):
+        return training["epochs"]
+    if not fn_args.base_model:
+        logging.info("Warm start: no blessed model yet, training from scratch for %d epochs", training["epochs"])
+        return training["epochs"]
+    build_variables(setup.model, setup.train)
+    report = warm_start.carry(setup.model, setup.tft_output, fn_args.custom_config,
+                              warm_start.artifact_dir(fn_args.base_model))
+    for line in report.lines():
+        logging.info(line)
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, WARM_START_FILE), "w") as handle:
+        handle.write(report.to_json())
+    epochs = training.get("warm_start_epochs", 1)
+    logging.info("Warm start: training %d epochs", epochs)
+    return epochs
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """TFX Trainer entry point (GenericExecutor). `custom_config["items_path"]` is the catalogue to index,
     `custom_config["users_path"]` the user table to bake in (read when a user feature is declared),
     `custom_config["require_text"]` whether items need a title (the text tower is on) and
-    `custom_config["features"]` the declared features."""
+    `custom_config["features"]` the declared features. With `training.warm_start`, starts from the base model's
+    weights (warm_start_epochs); an mtrec model always saves its warm start state into its Model artifact."""
     config = fn_args.custom_config
+    is_tfrs = config["model"]["type"] == "tfrs"
+    if is_tfrs and config["training"].get("warm_start", False):
+        raise warm_start.WarmStartError("training.warm_start: the TFRS baseline does not support warm start")
     setup = prepare_training(fn_args)
     model = setup.model
+    epochs = apply_warm_start(fn_args, setup)
     log = TrainingLog(os.path.join(fn_args.model_run_dir, TRAINING_LOG_FILE), model.optimizer)
-    if config["model"]["type"] == "tfrs":
+    if is_tfrs:
         import tf_keras as callbacks_keras
     else:
         callbacks_keras = keras
     callbacks = [callbacks_keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir),
                  callbacks_keras.callbacks.LambdaCallback(on_epoch_end=log.on_epoch_end)]
-    model.fit(setup.train, validation_data=setup.evaluation, epochs=config["training"]["epochs"], callbacks=callbacks,
+    model.fit(setup.train, validation_data=setup.evaluation, epochs=epochs, callbacks=callbacks,
               verbose=_verbosity())
     export.save_serving_model(model, setup.tft_output, setup.catalogue, fn_args.serving_model_dir, setup.users,
                               setup.declared)
+    if not is_tfrs:  # any blessed model can be a later run's base
+        warm_start.save_state(model, setup.tft_output, config, warm_start.artifact_dir(fn_args.serving_model_dir))

@@ -90,6 +90,15 @@ def _convert_kuairand(args: argparse.Namespace) -> int:
     return 0
 
 
+def _partition_days(args: argparse.Namespace) -> int:
+    from pipeline.data import partitions
+
+    days = partitions.write_daily(args.input, args.output, args.utc_offset_hours)
+    print(f"mtrec: wrote {len(days)} day files, {days[0]} to {days[-1]}, to "
+          f"{os.path.join(args.output, 'events')}, beside the item and user tables")
+    return 0
+
+
 def _check_serving(args: argparse.Namespace) -> int:
     import tensorflow_text  # noqa: F401  (registers the TF Text ops, so their graphs parse)
 
@@ -162,6 +171,8 @@ def _benchmark(args: argparse.Namespace) -> int:
         print("mtrec: wrote " + ", ".join(movielens.write(report, args.output, data.report_name)))
     elif args.name == "kuairand":
         _kuairand(args)
+    elif args.name == "continuous":
+        _continuous(args)
     elif args.name == "scale":
         _scale(args)
     elif args.name == "reliability":
@@ -184,6 +195,19 @@ def _kuairand(args: argparse.Namespace) -> None:
         report = run(args.data, work_dir, log=lambda line: print(f"mtrec: {line}", flush=True))
     print(json.dumps(report["targets"], indent=2))
     print("mtrec: wrote " + ", ".join(kuairand.write(report, args.output, name)))
+
+
+def _continuous(args: argparse.Namespace) -> None:
+    import tempfile
+
+    from benchmarks import continuous
+
+    if not args.data:
+        raise InputError("benchmark continuous: --data DIR (the KuaiRand-Pure files) is required")
+    with tempfile.TemporaryDirectory(prefix="mtrec-continuous-") as work_dir:
+        report = continuous.run(args.data, work_dir, log=lambda line: print(f"mtrec: {line}", flush=True))
+    print(json.dumps(report["targets"], indent=2))
+    print("mtrec: wrote " + ", ".join(continuous.write(report, args.output)))
 
 
 def _reliability(args: argparse.Namespace) -> None:
@@ -285,6 +309,14 @@ def main(argv: list[str] | None = None) -> int:
                                   help="directory with the log_*.csv standard logs and the user and video tables")
     convert_kuairand.add_argument("--output", required=True)
     convert_kuairand.set_defaults(handler=_convert_kuairand)
+    partition = commands.add_parser(
+        "partition-days", help="split a directory's events.csv into daily partitions, events/YYYY-MM-DD.csv, for "
+                               "data.window_days (docs/continuous-training.md)")
+    partition.add_argument("--input", required=True, help="directory with events.csv, items.csv (and users.csv)")
+    partition.add_argument("--output", required=True)
+    partition.add_argument("--utc-offset-hours", type=float, default=0.0,
+                           help="the time zone whose calendar days the partitions follow (KuaiRand: 8)")
+    partition.set_defaults(handler=_partition_days)
     check = commands.add_parser("check-serving", help="fail, naming them, if a SavedModel needs ops that TF "
                                                        "Serving does not register")
     check.add_argument("model_dir", help="a SavedModel directory (e.g. serving/<version>)")
@@ -305,10 +337,11 @@ def main(argv: list[str] | None = None) -> int:
     recommend.add_argument("--model-name", default=DEFAULT_MODEL_NAME)
     recommend.set_defaults(handler=_recommend)
     benchmark = commands.add_parser("benchmark", help="run a benchmark; results go to JSON and markdown")
-    benchmark.add_argument("name", choices=["serving", "movielens", "kuairand", "scale", "reliability",
-                                                    "retrieval-gate"])
+    benchmark.add_argument("name", choices=["serving", "movielens", "kuairand", "continuous", "scale", "reliability",
+                                            "retrieval-gate"])
     benchmark.add_argument("--data", help="movielens: directory of the GroupLens ML-100K files, or of events.csv "
-                                          "and items.csv in the CSV contract; kuairand: of the KuaiRand-Pure files")
+                                          "and items.csv in the CSV contract; kuairand, continuous: of the "
+                                          "KuaiRand-Pure files")
     benchmark.add_argument("--output", default="benchmarks/results")
     benchmark.add_argument("--requests", type=int, default=200, help="timed requests per measurement")
     benchmark.add_argument("--sizes", type=_sizes, help="scale: events per size, e.g. 100000,1000000,5000000 "

@@ -26,6 +26,8 @@ DEFAULT_OUTPUT = {"vertex": "pipeline.json", "kfp": "pipeline.yaml"}
 YAML_SUFFIXES = (".yaml", ".yml")
 # The container command of every component; the Dockerfile's ENTRYPOINT is the same.
 ENTRYPOINT_MODULE = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
+# The pipeline parameter that sets the last day of a partitioned input's window (see `build`).
+DATA_DAY_PARAMETER = "data_day"
 _URI = re.compile(r"^[a-z][a-z0-9+.-]*://")
 
 
@@ -97,10 +99,16 @@ def build(config: config_lib.RunConfig, target: Options) -> Any:
 
     The schema is staged under the pipeline root, so building needs write access there, as running does.
     """
+    from tfx import v1 as tfx
+
     schema_path = local_runner.stage_schema(target.pipeline_root, config)
+    # A window of daily partitions ends on the run's `data_day` parameter: a recurring run sets it to its scheduled
+    # date, so each day's run reads (and caches) its own window; the default is the config's day, or the latest.
+    data_day = tfx.dsl.experimental.RuntimeParameter(name=DATA_DAY_PARAMETER, ptype=str,
+                                                     default=config.data.day or "") if config.data.partitioned else None
     return local_runner.build_pipeline(config, target.data_root, target.pipeline_root, target.serving_dir,
                                        schema_path, metadata_connection_config=None,
-                                       baseline=target.platform == "vertex")
+                                       baseline=target.platform == "vertex", data_day=data_day)
 
 
 def compile_pipeline(config: config_lib.RunConfig, target: Options) -> str:

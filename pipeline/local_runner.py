@@ -208,11 +208,13 @@ def stage_schema(root: str, config: config_lib.RunConfig) -> str:
 
 
 def build_pipeline(config: config_lib.RunConfig, data_root: str, pipeline_root: str, serving_dir: str,
-                   schema_path: str, metadata_connection_config: Any | None, baseline: bool = True) -> Any:
+                   schema_path: str, metadata_connection_config: Any | None, baseline: bool = True,
+                   data_day: Any = None) -> Any:
     """The pipeline of `config` over the given locations: local ones for `run`, shared ones for Kubeflow.
 
     `metadata_connection_config` is None where the orchestrator brings its own ML Metadata. `baseline`: whether
-    the Evaluator compares against the latest blessed model (see create_pipeline).
+    the Evaluator compares against the latest blessed model (see create_pipeline). `data_day`: the last day of the
+    window of daily partitions, where not `data.day` (a Kubeflow runtime parameter).
     """
     from pipeline import evaluation
     from pipeline.pipeline import create_pipeline
@@ -246,7 +248,8 @@ def build_pipeline(config: config_lib.RunConfig, data_root: str, pipeline_root: 
         example_gen_args={**dataclasses.asdict(config.example_gen),
                           "label_columns": config_lib.label_columns(config),
                           "require_text": config_lib.requires_text(config), "features": declared,
-                          "window_config": window_config(config.data).to_json() if config.data.partitioned else ""},
+                          "window_config": window_config(config.data).to_json() if config.data.partitioned else "",
+                          "data_day": data_day if data_day is not None else config.data.day or ""},
         transform_config=transform_config,
         trainer_config=trainer_config,
         eval_config=evaluation.eval_config(config.evaluation, config.model.tasks),

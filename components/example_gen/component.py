@@ -32,6 +32,7 @@ class EventsExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
         executor.FEATURES_KEY: ExecutionParameter(type=str),
         executor.WINDOW_CONFIG_KEY: ExecutionParameter(type=str),
         executor.WINDOW_KEY: ExecutionParameter(type=str, optional=True),
+        executor.DATA_DAY_KEY: ExecutionParameter(type=str),
         executor.CODE_VERSION_KEY: ExecutionParameter(type=str),
     }
 
@@ -45,7 +46,7 @@ class WindowDriver(driver.FileBasedDriver):
     def resolve_exec_properties(self, exec_properties: dict[str, Any], pipeline_info: Any, component_info: Any
                                 ) -> dict[str, Any]:
         exec_properties = super().resolve_exec_properties(exec_properties, pipeline_info, component_info)
-        config = window.WindowConfig.from_json(exec_properties.get(executor.WINDOW_CONFIG_KEY) or "")
+        config = executor.window_config(exec_properties)
         if config is not None:
             input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
             resolved = window.resolve(input_base, config)
@@ -73,6 +74,7 @@ class EventsExampleGen(base_beam_component.BaseBeamComponent):
             values join each example; rows where one is malformed are quarantined.
         window_config: str. The window of daily partitions to read (window.WindowConfig as JSON: `input_base`
             holds events/YYYY-MM-DD.csv); "" reads `input_base`/events.csv.
+        data_day: str or RuntimeParameter. The window's last day, YYYY-MM-DD; "" for the latest day there is.
         code_version: str. Fingerprint of the code that writes the examples (see pipeline.code_version).
     """
 
@@ -83,7 +85,7 @@ class EventsExampleGen(base_beam_component.BaseBeamComponent):
     def __init__(self, input_base: str, history_length: int = 20, split: str = "time",
                  eval_fraction: float = 0.2, seed: int = 42, label_columns: dict[str, str] | None = None,
                  require_text: bool = True, features: list[dict] | None = None, window_config: str = "",
-                 code_version: str = ""):
+                 data_day: Any = "", code_version: str = ""):
         if split not in executor.SPLIT_MODES:
             raise ValueError(f"`split` should be one of {executor.SPLIT_MODES}. Received: `split` = {split!r}")
         if not 0.0 < eval_fraction < 1.0:
@@ -109,6 +111,7 @@ class EventsExampleGen(base_beam_component.BaseBeamComponent):
             require_text=int(require_text),
             features=json.dumps(features or []),
             window_config=window_config,
+            data_day=data_day,
             code_version=code_version,
             examples=channel.Channel(type=standard_artifacts.Examples),
         )

@@ -45,6 +45,9 @@ FEATURES_KEY = "features"
 # the driver resolved from it (window.Window as JSON), which the executor resolves itself where no driver runs.
 WINDOW_CONFIG_KEY = "window_config"
 WINDOW_KEY = "window"
+# The window's last day (YYYY-MM-DD), "" for the latest day there is; a property of its own, so that an orchestrator
+# can set it per run (a Kubeflow runtime parameter a recurring run fills with its scheduled date).
+DATA_DAY_KEY = "data_day"
 # The resolved window (days read, days skipped), as a custom property of the Examples artifact.
 WINDOW_PROPERTY = "mtrec_window"
 # A fingerprint of mtrec's own code: part of the execution properties, so that ML Metadata's cache never
@@ -514,8 +517,15 @@ def resolved_window(input_base: str, exec_properties: dict[str, Any]) -> window.
     where no driver runs (Kubeflow), the one the window config resolves to now; None for one events.csv."""
     if exec_properties.get(WINDOW_KEY):
         return window.Window.from_json(exec_properties[WINDOW_KEY])
-    config = window.WindowConfig.from_json(exec_properties.get(WINDOW_CONFIG_KEY) or "")
+    config = window_config(exec_properties)
     return window.resolve(input_base, config) if config else None
+
+
+def window_config(exec_properties: dict[str, Any]) -> window.WindowConfig | None:
+    """The window the execution properties ask for, its last day set by DATA_DAY_KEY; None for one events.csv."""
+    config = window.WindowConfig.from_json(exec_properties.get(WINDOW_CONFIG_KEY) or "")
+    day = exec_properties.get(DATA_DAY_KEY) or None
+    return dataclasses.replace(config, day=day) if config and day else config
 
 
 def _first_quarantined(examples_uri: str, count: int) -> list[str]:
