@@ -8,6 +8,8 @@ and is tested on day d + 1, never seen in training. Three models per day, side b
 - warm start: yesterday's warm model carried into today's vocabularies (models/warm_start.py, as the Trainer does
   with `training.warm_start`: embedding rows by id string, other weights by shape), then one epoch on the window;
   the first day's warm model is the first day's cold model;
+- warm start on the new day only: the same, its epoch over the window's newest day alone (what the issue's
+  targets do not ask; shown beside them, as the cheaper way to keep a model current);
 - no retraining: the first day's model, applied to every later test day through its own Transform graph.
 Each window has its own Transform (vocabularies analysed on the window), as a pipeline run on that window would.
 Examples come from ExampleGen's own functions; each event's history holds the user's earlier events of the whole
@@ -33,8 +35,10 @@ from components.example_gen import executor, input_contract
 from models import features
 
 TARGET_TASKS = ("click", "like")
-MODELS = ("warm", "cold", "frozen")  # frozen: no retraining
-LABELS = {"warm": "warm start", "cold": "cold start", "frozen": "no retraining"}
+MODELS = ("warm", "warm_day", "cold", "frozen")
+WARM_MODELS = ("warm", "warm_day")
+LABELS = {"warm": "warm start", "warm_day": "warm start, new day only", "cold": "cold start",
+          "frozen": "no retraining"}
 AUC_TOLERANCE = 0.005
 TIME_RATIO = 0.5
 ID_TABLES = ("user_id_embedding", "item_id_embedding")  # the id tables whose carry the report shows
@@ -227,14 +231,33 @@ def _state_dir(work_dir: str, name: str, day: str) -> str:
     return os.path.join(work_dir, "models", name, day)
 
 
-def train_day(work_dir: str, end_day: str, settings: Settings, epochs: int, first: bool) -> dict[str, Any]:
-    """Runs in a fresh process: the cold and the warm model of the window ending at `end_day`, tested on the next
-    day; the warm one carried from yesterday's warm model's saved state. On the first day the warm model is the
-    cold one, and the no-retraining model's figures on every test day are taken, through this window's
-    Transform."""
+def _warm(work_dir: str, name: str, end_day: str, tft_output: Any, dataset: Any, test: dict[str, np.ndarray],
+          settings: Settings) -> dict[str, Any]:
+    """Warm start `name`: yesterday's model of that name carried into today's vocabularies, trained
+    `settings.warm_epochs` on `dataset`, tested, and saved as today's (yesterday's state removed)."""
     from models import trainer, warm_start
 
     config = custom_config(settings)
+    model = _model(work_dir, tft_output, dataset, settings)
+    started = time.perf_counter()
+    trainer.build_variables(model, dataset)
+    report = warm_start.carry(model, tft_output, config, _state_dir(work_dir, name, _day(end_day, -1)))
+    carry_seconds = time.perf_counter() - started
+    fit_seconds = _fit(model, dataset, settings.warm_epochs)
+    warm_start.save_state(model, tft_output, config, _state_dir(work_dir, name, end_day))
+    shutil.rmtree(_state_dir(work_dir, name, _day(end_day, -1)))
+    return {"train_seconds": carry_seconds + fit_seconds, "carry_seconds": carry_seconds,
+            "epochs": settings.warm_epochs, "test": _metrics(model, test), "carried": {
+                "tables": {table: dataclasses.asdict(rows) for table, rows in report.tables.items()},
+                "dense": len(report.dense), "not_carried": report.not_carried}}
+
+
+def train_day(work_dir: str, end_day: str, settings: Settings, epochs: int, first: bool) -> dict[str, Any]:
+    """Runs in a fresh process: the cold and the warm models of the window ending at `end_day`, tested on the next
+    day; each warm one carried from yesterday's model of its kind. On the first day the warm models are the cold
+    one, and the no-retraining model's figures on every test day are taken, through this window's Transform."""
+    from models import warm_start
+
     test_day = _day(end_day, 1)
     tft_output = _transform(work_dir, end_day, window(end_day, settings), settings)
     train = _columns(tft_output, _examples(work_dir, window(end_day, settings)))
@@ -245,23 +268,15 @@ def train_day(work_dir: str, end_day: str, settings: Settings, epochs: int, firs
                               "test_examples": len(test["user_id"])}
     result["cold"] = {"train_seconds": _fit(cold, dataset, epochs), "epochs": epochs, "test": _metrics(cold, test)}
     if first:
-        warm_start.save_state(cold, tft_output, config, _state_dir(work_dir, "warm", end_day))
-        result["warm"] = {**result["cold"], "carried": None}
+        for name in WARM_MODELS:
+            warm_start.save_state(cold, tft_output, custom_config(settings), _state_dir(work_dir, name, end_day))
+            result[name] = {**result["cold"], "carried": None}
         test_days = [_day(end, 1) for end in end_days(settings)]
         result["frozen"] = {day: _metrics(cold, _columns(tft_output, _examples(work_dir, [day]))) for day in test_days}
         return result
-    warm = _model(work_dir, tft_output, dataset, settings)
-    started = time.perf_counter()
-    trainer.build_variables(warm, dataset)
-    report = warm_start.carry(warm, tft_output, config, _state_dir(work_dir, "warm", _day(end_day, -1)))
-    carry_seconds = time.perf_counter() - started
-    fit_seconds = _fit(warm, dataset, settings.warm_epochs)
-    warm_start.save_state(warm, tft_output, config, _state_dir(work_dir, "warm", end_day))
-    shutil.rmtree(_state_dir(work_dir, "warm", _day(end_day, -1)))
-    result["warm"] = {"train_seconds": carry_seconds + fit_seconds, "carry_seconds": carry_seconds,
-                      "epochs": settings.warm_epochs, "test": _metrics(warm, test), "carried": {
-                          "tables": {name: dataclasses.asdict(rows) for name, rows in report.tables.items()},
-                          "dense": len(report.dense), "not_carried": report.not_carried}}
+    result["warm"] = _warm(work_dir, "warm", end_day, tft_output, dataset, test, settings)
+    newest = _dataset(_columns(tft_output, _examples(work_dir, [end_day])), settings)
+    result["warm_day"] = _warm(work_dir, "warm_day", end_day, tft_output, newest, test, settings)
     return result
 
 
@@ -311,7 +326,7 @@ def targets(report: dict[str, Any]) -> dict[str, Any]:
     mean = report["summary"]
     result: dict[str, Any] = {}
     for task in TARGET_TASKS:
-        warm, cold, frozen = (mean[name][task]["auc"] for name in MODELS)
+        warm, cold, frozen = (mean[name][task]["auc"] for name in ("warm", "cold", "frozen"))
         result[f"warm start within {AUC_TOLERANCE} AUC of cold start ({task})"] = {
             "warm": warm, "cold": cold, "met": warm >= cold - AUC_TOLERANCE}
         result[f"warm and cold start beat no retraining ({task})"] = {
@@ -330,15 +345,17 @@ def markdown(report: dict[str, Any]) -> str:
              f"Each day d from {days[0]['end_day']} to {days[-1]['end_day']}: train on the {settings['window_days']} "
              f"days ending at d, test on d + 1. Cold start: {choice['epochs']} epochs (chosen on "
              f"{choice['validation_day']} after training on {choice['train_days']}); warm start: yesterday's warm "
-             f"model, {settings['warm_epochs']} epoch; no retraining: the {days[0]['end_day']} model. Every figure "
+             f"model, {settings['warm_epochs']} epoch over the window (or over its newest day only); no retraining: "
+             f"the {days[0]['end_day']} model. Every figure "
              f"comes from the same run ({report['machine']}).", "",
              "Test AUC per day (click / like):", "",
              "| window ends | test day | test events | " + " | ".join(LABELS[name] for name in MODELS)
-             + " | train s (warm / cold) |", "|---" * 7 + "|"]
+             + " | train s (warm / new day / cold) |", "|---" * (len(MODELS) + 4) + "|"]
     for day in days:
         cells = [" / ".join(f"{day[name]['test'][task]['auc']:.4f}" for task in TARGET_TASKS) for name in MODELS]
         lines.append(f"| {day['end_day']} | {day['test_day']} | {day['test_examples']} | " + " | ".join(cells)
-                     + f" | {day['warm']['train_seconds']:.1f} / {day['cold']['train_seconds']:.1f} |")
+                     + " | " + " / ".join(f"{day[name]['train_seconds']:.1f}" for name in ("warm", "warm_day", "cold"))
+                     + " |")
     lines += ["", "Mean over the days, AUC / GAUC per task:", "",
               "| model | " + " | ".join(kuairand.BINARY_TASKS) + " | train s (days 2+) |",
               "|---" * (len(kuairand.BINARY_TASKS) + 2) + "|"]
@@ -346,7 +363,8 @@ def markdown(report: dict[str, Any]) -> str:
         cells = [f"{mean[name][task]['auc']:.4f} / {mean[name][task]['gauc']:.4f}" for task in kuairand.BINARY_TASKS]
         seconds = f"{mean[name]['train_seconds']:.0f}" if "train_seconds" in mean[name] else ""
         lines.append(f"| {LABELS[name]} | " + " | ".join(cells) + f" | {seconds} |")
-    lines += ["", "What each warm start carried (known ids keep their rows, new ids start fresh):", "",
+    lines += ["", "What each warm start (over the window) carried (known ids keep their rows, new ids start fresh):",
+              "",
               "| window ends | " + " | ".join(ID_TABLES) + " | other weights | not carried |", "|---" * 4 + "|"]
     for day in days[1:]:
         carried = day["warm"]["carried"]
@@ -367,8 +385,8 @@ def _draw(report: dict[str, Any], axes: Any) -> None:
         axis.set_title(f"{task}: test AUC on the next day")
         axis.set_xlabel("test day")
         axis.legend()
-    axes[-1].bar(ticks, [day["cold"]["train_seconds"] for day in days], label="cold start", alpha=0.6)
-    axes[-1].bar(ticks, [day["warm"]["train_seconds"] for day in days], label="warm start", alpha=0.9)
+    for name, alpha in (("cold", 0.5), ("warm", 0.7), ("warm_day", 0.9)):
+        axes[-1].bar(ticks, [day[name]["train_seconds"] for day in days], label=LABELS[name], alpha=alpha)
     axes[-1].set_title("training seconds per day")
     axes[-1].legend()
 

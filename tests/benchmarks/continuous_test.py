@@ -34,12 +34,15 @@ def test_every_day_reports_every_model_on_its_next_day(report):
     choice = report["protocol"]["epoch_choice"]
     assert choice["validation_day"] == "2022-04-28" and len(choice["validation_mean_auc"]) == SETTINGS.max_epochs
     first, *later = report["days"]
-    assert first["warm"]["test"] == first["cold"]["test"] == first["frozen"]["test"]  # one model on day one
+    assert first["warm"]["test"] == first["warm_day"]["test"] == first["cold"]["test"] == first["frozen"]["test"]
     for day in later:
-        assert day["cold"]["epochs"] == choice["epochs"] and day["warm"]["epochs"] == 1
-        assert day["warm"]["test"] != day["cold"]["test"] != day["frozen"]["test"]
-        assert day["warm"]["carry_seconds"] < day["warm"]["train_seconds"]
-        assert day["warm"]["carried"]  # what the carry kept, in words
+        assert day["cold"]["epochs"] == choice["epochs"] and day["warm"]["epochs"] == day["warm_day"]["epochs"] == 1
+        tested = [json.dumps(day[name]["test"], sort_keys=True) for name in continuous.MODELS]
+        assert len(set(tested)) == len(tested)  # four different models
+        for name in continuous.WARM_MODELS:
+            assert day[name]["carry_seconds"] < day[name]["train_seconds"]
+            users = day[name]["carried"]["tables"]["user_id_embedding"]
+            assert users["known"] > 0 and day[name]["carried"]["not_carried"] == {}
         assert 100 < day["test_examples"] <= 120 and 300 < day["train_examples"] <= 360  # a day's, and 3 days'
 
 

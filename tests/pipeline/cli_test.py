@@ -78,3 +78,52 @@ def test_invalid_config_is_reported_before_any_work(tmp_path, capsys):
     assert cli.main(["run", "--config", str(config)]) == 2
     assert "training.epochs: must be positive, got -1" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "out")
+
+
+def _partitioned(tmp_path, days: dict[str, str], data: dict) -> tuple[str, str]:
+    """A partitioned input (events/DAY.csv per entry of `days`: its whole text) and a config reading it."""
+    root = tmp_path / "data"
+    (root / "events").mkdir(parents=True)
+    (root / "items.csv").write_text(ITEMS)
+    for day, text in days.items():
+        (root / "events" / f"{day}.csv").write_text(text)
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "out"),
+                                      "data": {"source": "csv", "path": str(root), **data}}))
+    return str(root), str(config)
+
+
+DAY_ROWS = "user_id,item_id,timestamp,clicked,rating\nu1,i1,1650844800,1,4\n"
+
+
+@pytest.mark.parametrize(("days", "argv", "message"), [
+    ({"2022-04-24": DAY_ROWS, "2022-04-26": DAY_ROWS}, ["--data-day", "2022-04-26"],
+     "the window 2022-04-24..2022-04-26 has no file for 2022-04-25"),
+    ({"2022-04-24": DAY_ROWS, "2022-04-25": DAY_ROWS, "2022-04-26": DAY_ROWS.replace("rating", "stars")}, [],
+     "2022-04-26.csv: header differs from"),
+    ({"2022-04-25": DAY_ROWS}, ["--data-day", "25/04/2022"], "--data-day: invalid configuration:\n  data.day: must "
+                                                             "be a date YYYY-MM-DD, got '25/04/2022'"),
+])
+def test_window_faults_name_the_day_before_the_pipeline(tmp_path, capsys, days, argv, message):
+    _, config = _partitioned(tmp_path, days, {"window_days": 3})
+    code = cli.main(["run", "--config", config, *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not os.path.exists(tmp_path / "out" / local_runner.SUMMARY_FILE)
+
+
+def test_data_day_needs_a_window(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "out")}))
+    assert cli.main(["run", "--config", str(config), "--data-day", "2022-04-26"]) == 2
+    assert "data.day: the last day of a window; set data.window_days too" in capsys.readouterr().err
+
+
+def test_partition_days_writes_one_file_per_day(tmp_path, capsys):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    (flat / "events.csv").write_text(DAY_ROWS + "u1,i1,1650931200,0,2\n")
+    (flat / "items.csv").write_text(ITEMS)
+    assert cli.main(["partition-days", "--input", str(flat), "--output", str(tmp_path / "parts")]) == 0
+    assert "wrote 2 day files, 2022-04-25 to 2022-04-26" in capsys.readouterr().out
+    assert sorted(os.listdir(tmp_path / "parts" / "events")) == ["2022-04-25.csv", "2022-04-26.csv"]

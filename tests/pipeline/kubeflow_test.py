@@ -272,3 +272,22 @@ def test_cli_names_bad_options_without_a_traceback(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "mtrec: error: compile kubeflow:" in err and "--pipeline-root: 'relative/root'" in err
     assert "Traceback" not in err
+
+
+def test_a_windowed_input_ends_on_the_runs_data_day_parameter(tmp_path):
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    config = config_lib.from_dict({**CONFIG, "data": {"source": "csv", "path": "/mnt/data", "window_days": 7},
+                                   "training": {**CONFIG["training"], "warm_start": True}})
+    target = kubeflow.options(config, IMAGE, str(tmp_path / "root"), platform="vertex",
+                              output=str(tmp_path / "pipeline.json"))
+    with open(kubeflow.compile_pipeline(config, target), encoding="utf-8") as handle:
+        spec = json_format.ParseDict(json.load(handle)["pipelineSpec"], pipeline_spec_pb2.PipelineSpec())
+    assert "data_day" in spec.root.input_definitions.parameters
+    example_gen = spec.root.dag.tasks["EventsExampleGen"].inputs.parameters
+    assert example_gen["data_day"].component_input_parameter == "data_day"
+    assert json.loads(example_gen["window_config"].runtime_value.constant.string_value)["window_days"] == 7
+    # Warm start: the Trainer's base model is the latest blessed model, which the Resolver finds.
+    assert "base_model" in spec.root.dag.tasks["Trainer"].inputs.artifacts
+    with pytest.raises(kubeflow.CompileError, match="open-source Kubeflow Pipelines cannot run the Resolver"):
+        kubeflow.options(config, IMAGE, str(tmp_path / "root"), platform="kfp", output="pipeline.yaml")
