@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import kuairand, reports
+from benchmarks import kuairand, process, reports
 from components.example_gen import executor, input_contract
 from models import features
 
@@ -282,23 +282,16 @@ def train_day(work_dir: str, end_day: str, settings: Settings, epochs: int, firs
 
 # === The run ===
 
-def _isolated(function: Any, *args: Any) -> dict[str, Any]:
-    from benchmarks import process
-
-    measured = process.run_isolated(function, *args)
-    return {**measured.result, "peak_memory_mb": measured.peak_memory_mb}
-
-
 def run(data_dir: str, work_dir: str, settings: Settings | None = None, log: Any = print) -> dict[str, Any]:
     """The whole benchmark (`settings`: the committed defaults unless given); returns the report (see `write`)."""
     settings = settings or Settings()
     protocol = prepare(data_dir, work_dir, settings, log)
     log("choosing the cold start's epochs on the first window")
-    choice = _isolated(choose_epochs, work_dir, settings)
+    choice = process.run_with_peak(choose_epochs, work_dir, settings)
     days = []
     for index, end_day in enumerate(end_days(settings)):
         log(f"window ending {end_day}: cold ({choice['epochs']} epochs) and warm ({settings.warm_epochs}) start")
-        days.append(_isolated(train_day, work_dir, end_day, settings, choice["epochs"], index == 0))
+        days.append(process.run_with_peak(train_day, work_dir, end_day, settings, choice["epochs"], index == 0))
     frozen = days[0].pop("frozen")
     for day in days:
         day["frozen"] = {"test": frozen[day["test_day"]]}

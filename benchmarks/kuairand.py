@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import reports
+from benchmarks import process, reports
 from components.example_gen import executor, input_contract
 from models import features
 from models.metrics import auc, gauc
@@ -374,13 +374,6 @@ def predict(model: Any, split: dict[str, np.ndarray], task_names: tuple[str, ...
 
 # === The run ===
 
-def _isolated(function: Any, *args: Any) -> dict[str, Any]:
-    from benchmarks import process
-
-    measured = process.run_isolated(function, *args)
-    return {**measured.result, "peak_memory_mb": measured.peak_memory_mb}
-
-
 def run(data_dir: str, work_dir: str, settings: Settings | None = None, log: Any = print) -> dict[str, Any]:
     """The whole benchmark (`settings`: the committed defaults unless given); returns the report (see `write`)."""
     settings = settings or Settings()
@@ -389,19 +382,19 @@ def run(data_dir: str, work_dir: str, settings: Settings | None = None, log: Any
     models = []
     for function, name in ((train_logistic, "logistic regression"), (train_lightgbm, "LightGBM")):
         log(f"training {name} per task")
-        models.append(_isolated(function, work_dir, settings))
+        models.append(process.run_with_peak(function, work_dir, settings))
     for task in every_task:
         log(f"training mtrec single-task: {task}")
-        models.append(_isolated(train_mtrec, work_dir, Variant(f"mtrec single-task {task}", (task,), "shared_bottom"),
-                                settings))
+        models.append(process.run_with_peak(
+            train_mtrec, work_dir, Variant(f"mtrec single-task {task}", (task,), "shared_bottom"), settings))
     multi = []
     for architecture in settings.architectures:
         log(f"training mtrec multi-task: {architecture}")
-        multi.append(_isolated(train_mtrec, work_dir, Variant(f"mtrec {architecture}", every_task, architecture),
-                               settings))
+        multi.append(process.run_with_peak(
+            train_mtrec, work_dir, Variant(f"mtrec {architecture}", every_task, architecture), settings))
     best_architecture = max(multi, key=lambda result: mean_auc(result["validation"]))["architecture"]
     log(f"training mtrec multi-task: {best_architecture} with ESMM for {', '.join(POST_CLICK_TASKS)}")
-    multi.append(_isolated(train_mtrec, work_dir, Variant(f"mtrec {best_architecture} + ESMM", every_task,
+    multi.append(process.run_with_peak(train_mtrec, work_dir, Variant(f"mtrec {best_architecture} + ESMM", every_task,
                                                           best_architecture, esmm=True), settings))
     chosen = max(multi, key=lambda result: mean_auc(result["validation"]))
     models += multi
@@ -422,7 +415,7 @@ def run_user_behaviour(data_dir: str, work_dir: str, settings: Settings | None =
     models = []
     for tower in BEHAVIOUR_TOWERS:
         log(f"training mtrec {settings.behaviour_architecture} + ESMM, {tower} user tower")
-        models.append(_isolated(train_mtrec, work_dir, Variant(
+        models.append(process.run_with_peak(train_mtrec, work_dir, Variant(
             f"mtrec {settings.behaviour_architecture} + ESMM, {tower} tower", every_task,
             settings.behaviour_architecture, esmm=True, user_tower=tower), settings))
     report = {"dataset": "KuaiRand-Pure", "title": "the transformer user tower against the mean tower",

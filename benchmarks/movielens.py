@@ -390,8 +390,7 @@ def run_job(job: Job, settings: Settings) -> dict[str, Any]:
     """`train_and_measure` in a new process, so each model's peak memory is its own."""
     from benchmarks import process
 
-    measured = process.run_isolated(train_and_measure, job, settings)
-    return {**measured.result, "peak_memory_mb": measured.peak_memory_mb}
+    return process.run_with_peak(train_and_measure, job, settings)
 
 
 def selection_score(metrics: dict[str, float]) -> float:

@@ -89,3 +89,10 @@ def run_isolated(function: Callable[..., Any], *args: Any, interval: float = 0.2
         result, own_peak_mb = future.result()
         seconds = time.time() - started
     return Measured(result, seconds, max(own_peak_mb, *(mb for _, mb in samples), 0.0), samples)
+
+
+def run_with_peak(function: Callable[..., Any], *args: Any) -> dict[str, Any]:
+    """`function(*args)` (which returns a dict) in a new process, as `run_isolated`; its result with the job's
+    own `peak_memory_mb` added."""
+    measured = run_isolated(function, *args)
+    return {**measured.result, "peak_memory_mb": measured.peak_memory_mb}

@@ -120,6 +120,11 @@ def _data_section(artifacts: dict[str, list[Any]], summary: dict[str, Any]) -> s
         given = summary["input"]
         parts.append(f"<p>Input <code>{_e(given['dir'])}</code>: {given['events']:,} event rows, "
                      f"{given['items']:,} item rows.</p>")
+        if given.get("window"):
+            days = given["window"]["days"]
+            skipped = given["window"]["skipped"]
+            parts.append(f"<p>Window of daily partitions: {_e(days[0])} to {_e(days[-1])}, {len(days)} days"
+                         + (f"; days missing and skipped: {_e(', '.join(skipped))}" if skipped else "") + ".</p>")
         rows = [[name, counts["rows"], counts["quarantined"],
                  ", ".join(f"{column}: {n}" for column, n in sorted(counts["by_column"].items())) or "-"]
                 for name, counts in sorted(given.get("quarantine", {}).items())]
@@ -189,7 +194,19 @@ def _training_section(store: Any, artifacts: dict[str, list[Any]]) -> str:
     parts.append(_figure(fig, "loss curves per task and learning rate"))
     columns = sorted({key for e in epochs for key in e} - {"epoch"})
     parts.append(_table(["epoch", *columns], [[e["epoch"], *(float(e[c]) for c in columns)] for e in epochs]))
-    parts.append(f"<p>TensorBoard: <code>tensorboard --logdir {_e(model_run.uri)}</code></p></section>")
+    parts.append(f"<p>TensorBoard: <code>tensorboard --logdir {_e(model_run.uri)}</code></p>")
+    carried = run_summary.warm_start_report(model_run.uri)
+    if carried:
+        parts.append(f"<h3>Warm start</h3><p>From the latest blessed model <code>{_e(carried['base_dir'])}</code>: "
+                     f"{len(carried['dense'])} weights carried as they are; embedding rows by id:</p>")
+        parts.append(_table(["table", "known ids (trained rows kept)", "new ids (fresh rows)", "ids dropped"],
+                            [[name, rows["known"], rows["new"], rows["dropped"]]
+                             for name, rows in carried["tables"].items()]))
+        not_carried = [[key, reason] for key, reason in carried["not_carried"].items()]
+        parts.append(_table(["not carried (trains from scratch)", "why"], not_carried) if not_carried
+                     else "<p>Every weight of the model carried.</p>")
+        parts.extend(f"<p>Note: {_e(note)}</p>" for note in carried["notes"])
+    parts.append("</section>")
     return "".join(parts)
 
 

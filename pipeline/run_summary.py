@@ -171,8 +171,23 @@ def summarise(metadata_path: str) -> dict[str, Any]:
             summary["pushed_to"] = artifact_property(pushed, "pushed_destination")
     for model in artifacts.get("Model", [])[-1:]:
         summary["model"] = model.uri
+    for model_run in artifacts.get("ModelRun", [])[-1:]:
+        carried = warm_start_report(model_run.uri)
+        if carried:
+            summary["warm_start"] = carried
     summary["failed_checks"] = failed_checks(summary)
     return summary
+
+
+def warm_start_report(model_run_uri: str) -> dict[str, Any] | None:
+    """What the Trainer's warm start carried (models/warm_start.CarryReport), if it warm started."""
+    from models.trainer import WARM_START_FILE
+
+    path = os.path.join(model_run_uri, WARM_START_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
 
 
 def quarantine(metadata_path: str) -> dict[str, Any]:
@@ -222,6 +237,17 @@ def failure_reason(error: BaseException) -> str:
 def format_summary(summary: dict[str, Any]) -> str:
     """The few lines `mtrec run` ends with."""
     lines = [f"mtrec: run {summary['status']} in {summary.get('seconds', '?')} s ({summary['output_dir']})"]
+    window = summary.get("input", {}).get("window")
+    if window:
+        skipped = f", skipped missing {', '.join(window['skipped'])}" if window["skipped"] else ""
+        lines.append(f"  window {window['days'][0]}..{window['days'][-1]} ({len(window['days'])} days{skipped})")
+    carried = summary.get("warm_start")
+    if carried:
+        tables = "; ".join(f"{name} {rows['known']} known ids, {rows['new']} new"
+                           for name, rows in carried["tables"].items() if name in ("user_id_embedding",
+                                                                                   "item_id_embedding"))
+        lines.append(f"  warm started from {carried['base_dir']} ({tables}; {len(carried['dense'])} other weights "
+                     f"carried, {len(carried['not_carried'])} not: see the Trainer's warm_start.json)")
     for output, values in sorted(summary.get("metrics", {}).items()):
         shown = ", ".join(f"{name} {value:g}" for name, value in sorted(values.items()))
         lines.append(f"  {output}: {shown}")

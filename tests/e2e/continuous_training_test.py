@@ -104,13 +104,18 @@ def test_each_day_warm_starts_from_the_last_blessed_model(tmp_path):
     assert sorted(_states(metadata, "EventsExampleGen")) == sorted([COMPLETE, CACHED, COMPLETE, CACHED])
     assert RUNNING in _states(metadata, "Trainer")  # the killed one
     store = run_summary.open_store(metadata)
-    examples = store.get_artifacts_by_type("Examples")
+    examples = [artifact for artifact in store.get_artifacts_by_type("Examples")
+                if "/EventsExampleGen/" in artifact.uri]  # not Transform's
     assert [artifact.custom_properties["span"].int_value for artifact in examples] == [
         first["input"]["window"]["span"], second["input"]["window"]["span"]]
     assert json.loads(examples[-1].custom_properties["mtrec_window"].string_value)["days"][-1] == days[-2]
     with open(_model_run(second, trainer.WARM_START_FILE), encoding="utf-8") as handle:
         carried = json.load(handle)
     assert carried["base_dir"] == latest_blessed  # the blessed model, not the killed run's half output
+    assert second["warm_start"] == carried and "warm_start" not in first  # the run summary shows it
+    with open(second["report"], encoding="utf-8") as handle:
+        page = handle.read()
+    assert "<h3>Warm start</h3>" in page and f"{second['input']['window']['days'][0]} to {days[-2]}, 120 days" in page
     assert _evaluator_baseline(metadata) == latest_blessed  # the change thresholds compare with the same model
     users = carried["tables"]["user_id_embedding"]
     assert users["known"] > 100 and users["new"] >= 0 and not carried["not_carried"]
