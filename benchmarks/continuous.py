@@ -314,20 +314,22 @@ def summary(days: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def targets(report: dict[str, Any]) -> dict[str, Any]:
-    """The issue's targets: warm within AUC_TOLERANCE of cold on click and like (mean over the days), in at most
-    TIME_RATIO of its training time (the days that warm started), and both beating no retraining."""
+    """The issue's targets, for the warm start over the window: within AUC_TOLERANCE of cold start on click and
+    like (mean over the days), in at most TIME_RATIO of its training time (the days that warm started), and both
+    beating no retraining. The same checks for the warm start over the newest day, named as such."""
     mean = report["summary"]
     result: dict[str, Any] = {}
-    for task in TARGET_TASKS:
-        warm, cold, frozen = (mean[name][task]["auc"] for name in ("warm", "cold", "frozen"))
-        result[f"warm start within {AUC_TOLERANCE} AUC of cold start ({task})"] = {
-            "warm": warm, "cold": cold, "met": warm >= cold - AUC_TOLERANCE}
-        result[f"warm and cold start beat no retraining ({task})"] = {
-            "warm": warm, "cold": cold, "no_retraining": frozen, "met": min(warm, cold) > frozen}
-    ratio = mean["warm"]["train_seconds"] / mean["cold"]["train_seconds"]
-    result[f"warm start training time <= {TIME_RATIO} of cold start"] = {
-        "warm_seconds": mean["warm"]["train_seconds"], "cold_seconds": mean["cold"]["train_seconds"],
-        "ratio": ratio, "met": ratio <= TIME_RATIO}
+    for warm_name, suffix in (("warm", ""), ("warm_day", ", new day only")):
+        for task in TARGET_TASKS:
+            warm, cold, frozen = (mean[name][task]["auc"] for name in (warm_name, "cold", "frozen"))
+            result[f"warm start{suffix} within {AUC_TOLERANCE} AUC of cold start ({task})"] = {
+                "warm": warm, "cold": cold, "met": warm >= cold - AUC_TOLERANCE}
+            result[f"warm start{suffix} and cold start beat no retraining ({task})"] = {
+                "warm": warm, "cold": cold, "no_retraining": frozen, "met": min(warm, cold) > frozen}
+        ratio = mean[warm_name]["train_seconds"] / mean["cold"]["train_seconds"]
+        result[f"warm start{suffix} training time <= {TIME_RATIO} of cold start"] = {
+            "warm_seconds": mean[warm_name]["train_seconds"], "cold_seconds": mean["cold"]["train_seconds"],
+            "ratio": ratio, "met": ratio <= TIME_RATIO}
     return result
 
 
@@ -358,7 +360,8 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {LABELS[name]} | " + " | ".join(cells) + f" | {seconds} |")
     lines += ["", "What each warm start (over the window) carried (known ids keep their rows, new ids start fresh):",
               "",
-              "| window ends | " + " | ".join(ID_TABLES) + " | other weights | not carried |", "|---" * 4 + "|"]
+              "| window ends | " + " | ".join(ID_TABLES) + " | other weights | not carried |",
+              "|---" * (len(ID_TABLES) + 3) + "|"]
     for day in days[1:]:
         carried = day["warm"]["carried"]
         rows = [carried["tables"].get(name, {}) for name in ID_TABLES]
@@ -378,8 +381,12 @@ def _draw(report: dict[str, Any], axes: Any) -> None:
         axis.set_title(f"{task}: test AUC on the next day")
         axis.set_xlabel("test day")
         axis.legend()
-    for name, alpha in (("cold", 0.5), ("warm", 0.7), ("warm_day", 0.9)):
-        axes[-1].bar(ticks, [day[name]["train_seconds"] for day in days], label=LABELS[name], alpha=alpha)
+    trained = ("cold", "warm", "warm_day")
+    width = 0.8 / len(trained)
+    for offset, name in enumerate(trained):
+        axes[-1].bar([index + (offset - 1) * width for index in range(len(days))],
+                     [day[name]["train_seconds"] for day in days], width=width, label=LABELS[name])
+    axes[-1].set_xticks(range(len(days)), ticks)
     axes[-1].set_title("training seconds per day")
     axes[-1].legend()
 

@@ -60,7 +60,9 @@ def test_the_summary_and_targets_come_from_the_days(report, tmp_path):
     assert summary["cold"]["click"]["auc"] == pytest.approx(expected)
     assert summary["warm"]["train_seconds"] == pytest.approx(sum(day["warm"]["train_seconds"] for day in days[1:]))
     targets = report["targets"]
-    assert len(targets) == 5 and all(isinstance(target["met"], bool) for target in targets.values())
+    assert len(targets) == 10 and all(isinstance(target["met"], bool) for target in targets.values())
+    day_only = targets["warm start, new day only training time <= 0.5 of cold start"]
+    assert day_only["ratio"] == pytest.approx(summary["warm_day"]["train_seconds"] / summary["cold"]["train_seconds"])
     ratio = targets["warm start training time <= 0.5 of cold start"]
     assert ratio["ratio"] == pytest.approx(summary["warm"]["train_seconds"] / summary["cold"]["train_seconds"])
     paths = continuous.write(report, str(tmp_path))
