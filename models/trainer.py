@@ -308,7 +308,7 @@ def apply_warm_start(fn_args: tfx.components.FnArgs, setup: TrainingSetup) -> in
     after a carry, `epochs` without a base model (the first run) or warm start off. A base model whose state
     cannot carry fails the Trainer (warm_start.WarmStartError) rather than cold starting unnoticed."""
     training = fn_args.custom_config["training"]
-    if not training.get("warm_start", False):
+    if not training["warm_start"]:
         return training["epochs"]
     if not fn_args.base_model:
         logging.info("Warm start: no blessed model yet, training from scratch for %d epochs", training["epochs"])
@@ -320,7 +320,7 @@ def apply_warm_start(fn_args: tfx.components.FnArgs, setup: TrainingSetup) -> in
         logging.info(line)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, WARM_START_FILE), "w") as handle:
         handle.write(report.to_json())
-    epochs = training.get("warm_start_epochs", 1)
+    epochs = training["warm_start_epochs"]
     logging.info("Warm start: training %d epochs", epochs)
     return epochs
 
@@ -333,7 +333,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     weights (warm_start_epochs); an mtrec model always saves its warm start state into its Model artifact."""
     config = fn_args.custom_config
     is_tfrs = config["model"]["type"] == "tfrs"
-    if is_tfrs and config["training"].get("warm_start", False):
+    if is_tfrs and config["training"]["warm_start"]:
         raise warm_start.WarmStartError("training.warm_start: the TFRS baseline does not support warm start")
     setup = prepare_training(fn_args)
     model = setup.model

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from components.example_gen import window
 from models import features
 from models.features import Feature
 from pipeline import beam_options
@@ -352,9 +353,9 @@ def watched_labels(tasks: list[Task]) -> list[str]:
             if kind == features.BINARY_LABEL or column in ranged]
 
 
-# Values that must be positive, and those that must lie strictly between 0 and 1.
 # What a day of the window without a file does (Data.missing_days).
 MISSING_DAYS = ("refuse", "skip")
+# Values that must be positive, and those that must lie strictly between 0 and 1.
 _POSITIVE = {"window_days", "warm_start_epochs", "num_users", "num_items", "events_per_user", "history_length",
              "max_length", "embedding_dim",
              "feature_embedding_dim", "max_values", "buckets",
@@ -488,10 +489,6 @@ def _check_run(config: RunConfig, problems: list[str]) -> None:
 
 
 def _check_window(data: Data, problems: list[str]) -> None:
-    if not data.partitioned and data.day is None:
-        return
-    from components.example_gen import window  # imports TensorFlow: only for a partitioned input
-
     if data.window_days is not None and data.span is not None:
         problems.append("data.span: give either data.window_days (the latest days) or data.span (named days), "
                         "not both")

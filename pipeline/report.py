@@ -120,11 +120,9 @@ def _data_section(artifacts: dict[str, list[Any]], summary: dict[str, Any]) -> s
         given = summary["input"]
         parts.append(f"<p>Input <code>{_e(given['dir'])}</code>: {given['events']:,} event rows, "
                      f"{given['items']:,} item rows.</p>")
-        if given.get("window"):
-            days = given["window"]["days"]
-            skipped = given["window"]["skipped"]
-            parts.append(f"<p>Window of daily partitions: {_e(days[0])} to {_e(days[-1])}, {len(days)} days"
-                         + (f"; days missing and skipped: {_e(', '.join(skipped))}" if skipped else "") + ".</p>")
+        read = run_summary.window_of(summary)
+        if read:
+            parts.append(f"<p>Window of daily partitions: {_e(read.describe())}.</p>")
         rows = [[name, counts["rows"], counts["quarantined"],
                  ", ".join(f"{column}: {n}" for column, n in sorted(counts["by_column"].items())) or "-"]
                 for name, counts in sorted(given.get("quarantine", {}).items())]

@@ -14,6 +14,7 @@ from ml_metadata.proto import metadata_store_pb2
 from components.artifacts import RetrievalEvaluation
 from components.evaluator import executor as evaluator_executor
 from components.example_gen import executor as example_gen_executor
+from components.example_gen import window
 from components.retrieval_evaluator import component as retrieval_evaluator
 from components.retrieval_evaluator import metrics as retrieval_metrics
 from components.serving_check.component import REPORT_FILE
@@ -179,6 +180,12 @@ def summarise(metadata_path: str) -> dict[str, Any]:
     return summary
 
 
+def window_of(summary: dict[str, Any]) -> window.Window | None:
+    """The window of daily partitions a run read (its summary's `input.window`), if it read one."""
+    read = summary.get("input", {}).get("window")
+    return window.Window(tuple(read["days"]), tuple(read["skipped"])) if read else None
+
+
 def warm_start_report(model_run_uri: str) -> dict[str, Any] | None:
     """What the Trainer's warm start carried (models/warm_start.CarryReport), if it warm started."""
     from models.trainer import WARM_START_FILE
@@ -237,10 +244,9 @@ def failure_reason(error: BaseException) -> str:
 def format_summary(summary: dict[str, Any]) -> str:
     """The few lines `mtrec run` ends with."""
     lines = [f"mtrec: run {summary['status']} in {summary.get('seconds', '?')} s ({summary['output_dir']})"]
-    window = summary.get("input", {}).get("window")
-    if window:
-        skipped = f", skipped missing {', '.join(window['skipped'])}" if window["skipped"] else ""
-        lines.append(f"  window {window['days'][0]}..{window['days'][-1]} ({len(window['days'])} days{skipped})")
+    read = window_of(summary)
+    if read:
+        lines.append(f"  window {read.describe()}")
     carried = summary.get("warm_start")
     if carried:
         tables = "; ".join(f"{name} {rows['known']} known ids, {rows['new']} new"

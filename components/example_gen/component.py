@@ -17,7 +17,7 @@ from tfx.types import channel, standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ExecutionParameter
 from tfx.utils import io_utils
 
-from components.example_gen import executor, input_contract, window
+from components.example_gen import executor, input_contract
 
 
 class EventsExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
@@ -46,10 +46,9 @@ class WindowDriver(driver.FileBasedDriver):
     def resolve_exec_properties(self, exec_properties: dict[str, Any], pipeline_info: Any, component_info: Any
                                 ) -> dict[str, Any]:
         exec_properties = super().resolve_exec_properties(exec_properties, pipeline_info, component_info)
-        config = executor.window_config(exec_properties)
-        if config is not None:
-            input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
-            resolved = window.resolve(input_base, config)
+        input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+        resolved = executor.resolved_window(input_base, exec_properties)
+        if resolved is not None:
             exec_properties[executor.WINDOW_KEY] = resolved.to_json()
             exec_properties[example_gen_utils.SPAN_PROPERTY_NAME] = resolved.span
             exec_properties[example_gen_utils.FINGERPRINT_PROPERTY_NAME] += "".join(

@@ -114,7 +114,10 @@ def available_days(input_base: str) -> list[str]:
     days, strangers = [], []
     for name in sorted(_gfile().listdir(directory)):
         match = _DAY_FILE.match(name)
-        (days if match and is_day(match[1]) else strangers).append(match[1] if match and is_day(match[1]) else name)
+        if match and is_day(match[1]):
+            days.append(match[1])
+        else:
+            strangers.append(name)
     if strangers:
         raise InputError(f"{directory}: {', '.join(strangers)}: not a day's file (expected YYYY-MM-DD.csv)")
     if not days:

@@ -115,7 +115,7 @@ def test_each_day_warm_starts_from_the_last_blessed_model(tmp_path):
     assert second["warm_start"] == carried and "warm_start" not in first  # the run summary shows it
     with open(second["report"], encoding="utf-8") as handle:
         page = handle.read()
-    assert "<h3>Warm start</h3>" in page and f"{second['input']['window']['days'][0]} to {days[-2]}, 120 days" in page
+    assert "<h3>Warm start</h3>" in page and f"{second['input']['window']['days'][0]}..{days[-2]} (120 days)" in page
     assert _evaluator_baseline(metadata) == latest_blessed  # the change thresholds compare with the same model
     users = carried["tables"]["user_id_embedding"]
     assert users["known"] > 100 and users["new"] >= 0 and not carried["not_carried"]
