@@ -109,6 +109,17 @@ def transformed_output_name(task: str) -> str:
     return f"{task}{TRANSFORMED_SUFFIX}"
 
 
+TEACHER_PREFIX = "teacher_"
+# The `distillation.teacher` that names the pipeline's latest blessed model (found through ML Metadata), not a path.
+LATEST_BLESSED_TEACHER = "latest_blessed"
+
+
+def teacher_output(name: str) -> str:
+    """Key, in a distilling Trainer's batches, of the teacher's output `name` (a task's prediction, user_embedding,
+    item_embedding): the teacher's serving outputs travel beside the student's transformed features."""
+    return f"{TEACHER_PREFIX}{name}"
+
+
 def label_columns(tasks: Iterable[Any]) -> dict[str, str]:
     """Event column -> what its values must be, for the label columns of `tasks` (objects with `type`, `label`,
     `given` and `label_transform`; `given` names another task). A column that some task reads as binary is binary;

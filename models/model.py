@@ -12,6 +12,7 @@ import tensorflow as tf
 from models import features
 from models import tasks as tasks_module
 from models.catalogue import ItemCatalogue
+from models.distillation import Distillation
 from models.ranking import MLP
 from models.sequence import TargetAttention
 from models.tasks import Task
@@ -46,6 +47,8 @@ class MultiTaskRecommender(keras.Model):
             item tower; needed by a sequence user tower and target attention, None otherwise.
         target_attention: TargetAttention or None. Attention from the candidate over the history for the ranking
             heads (None: off).
+        distillation: Distillation or None. With it, each batch also holds a teacher's outputs
+            (models.distillation) and each task the teacher predicts adds its soft loss; None trains on labels alone.
     """
 
     def __init__(self, user_tower: UserTower, item_tower: ItemTower, tasks: list[Task],
@@ -53,7 +56,8 @@ class MultiTaskRecommender(keras.Model):
                  feature_cross_layers: int = 0, temperature: float = 0.1,
                  item_log_frequency: np.ndarray | None = None, label_means: dict[str, float] | None = None,
                  context_features: keras.layers.Layer | None = None, catalogue: ItemCatalogue | None = None,
-                 target_attention: TargetAttention | None = None, **kwargs: Any):
+                 target_attention: TargetAttention | None = None, distillation: Distillation | None = None,
+                 **kwargs: Any):
         super().__init__(**kwargs)
         self.tasks = list(tasks)
         self.ranking_tasks = [task for task in self.tasks if task.type != tasks_module.RETRIEVAL]
@@ -77,6 +81,8 @@ class MultiTaskRecommender(keras.Model):
             1, bias_initializer=keras.initializers.Constant(label_means.get(task.name, 0.0)), dtype="float32",
             name=f"{task.name}_head") for task in self.ranking_tasks}
         self.loss_trackers = {task.name: keras.metrics.Mean(name=f"{task.name}_loss") for task in self.tasks}
+        self.soft_loss_trackers = {task.name: keras.metrics.Mean(name=f"{task.name}_soft_loss")
+                                   for task in self.tasks} if distillation is not None else {}
         self.aucs = {task.name: keras.metrics.AUC(name=f"{task.name}_auc")
                      for task in self.ranking_tasks if task.type == tasks_module.BINARY}
         self.item_log_frequency = None
@@ -87,6 +93,7 @@ class MultiTaskRecommender(keras.Model):
         # === Config ===
         self.feature_cross_layers = feature_cross_layers
         self.temperature = temperature
+        self.distillation = distillation
 
     def call(self, inputs: dict[str, Any], training: bool = False) -> dict[str, Any]:
         if self.catalogue is None:
@@ -185,10 +192,55 @@ class MultiTaskRecommender(keras.Model):
                 self.aucs[task.name].update_state(labels, y_pred[task.name], sample_weight=weights)
         for name, loss in losses.items():
             self.loss_trackers[name].update_state(loss)
+        if self.distillation is not None:
+            losses = self._with_soft_losses(losses, x, y_pred)
         total = self.loss_balancing(losses)
         total = total + sum(self.losses) if self.losses else total
         return total / tf.distribute.get_strategy().num_replicas_in_sync
 
+    def distilled_tasks(self, teacher_outputs: Any) -> list[Task]:
+        """The tasks that learn from a teacher with outputs named `teacher_outputs`: a ranking task the teacher
+        predicts (by name), retrieval when the teacher has user and item embeddings."""
+        names = set(teacher_outputs)
+        embeddings = {features.USER_EMBEDDING, features.ITEM_EMBEDDING} <= names
+        return [task for task in self.tasks
+                if (task.type == tasks_module.RETRIEVAL and embeddings) or (task in self.ranking_tasks
+                                                                            and task.name in names)]
+
+    def soft_losses(self, x: dict[str, Any], y_pred: dict[str, Any]) -> dict[str, Any]:
+        """Task name -> its soft loss against the teacher's outputs in `x` (models.distillation), for each task the
+        teacher's outputs teach (`distilled_tasks`)."""
+        teacher = {name[len(features.TEACHER_PREFIX):]: value for name, value in x.items()
+                   if name.startswith(features.TEACHER_PREFIX)}
+        temperature = self.distillation.temperature
+        soft = {}
+        for task in self.distilled_tasks(teacher):
+            if task.type == tasks_module.RETRIEVAL:
+                soft[task.name] = tasks_module.soft_retrieval_loss(
+                    y_pred[features.USER_EMBEDDING], y_pred[features.ITEM_EMBEDDING],
+                    teacher[features.USER_EMBEDDING], teacher[features.ITEM_EMBEDDING], self.temperature, temperature)
+            elif task.entire_space:
+                soft[task.name] = tasks_module.entire_space_loss(teacher[task.name], y_pred[task.name])
+            elif task.type == tasks_module.BINARY:
+                soft[task.name] = tasks_module.soft_binary_loss(
+                    teacher[task.name], y_pred[features.logit_name(task.name)], temperature)
+            elif features.transformed_output_name(task.name) in y_pred:  # the head learns log1p(label)
+                soft[task.name] = tasks_module.regression_loss(
+                    keras.ops.log1p(keras.ops.maximum(teacher[task.name], 0.0)),
+                    y_pred[features.transformed_output_name(task.name)])
+            else:
+                soft[task.name] = tasks_module.regression_loss(teacher[task.name], y_pred[task.name])
+        return soft
+
+    def _with_soft_losses(self, losses: dict[str, Any], x: dict[str, Any], y_pred: dict[str, Any]) -> dict[str, Any]:
+        """Each task's loss mixed with its soft loss by the distillation weights; a task without one keeps its own."""
+        soft = self.soft_losses(x, y_pred)
+        for name, loss in soft.items():
+            self.soft_loss_trackers[name].update_state(loss)
+        return {name: (self.distillation.hard_weight * loss + self.distillation.soft_weight * soft[name]
+                       if name in soft else loss) for name, loss in losses.items()}
+
     @property
     def metrics(self) -> list[keras.metrics.Metric]:
-        return [*super().metrics, *self.loss_trackers.values(), *self.aucs.values()]
+        return [*super().metrics, *self.loss_trackers.values(), *self.soft_loss_trackers.values(),
+                *self.aucs.values()]

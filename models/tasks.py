@@ -120,6 +120,44 @@ def regression_loss(labels: Any, predictions: Any, weights: Any | None = None) -
     return _weighted_mean(squared, weights)
 
 
+# === Soft losses: a student learning from a teacher's outputs (models.distillation) ===
+# A soft loss compares the student's output with the teacher's. Those of binary and retrieval tasks soften both
+# distributions by the distillation temperature and are scaled by its square, so their gradients keep the size
+# of the hard loss's (Hinton et al., 2015). A regression task's is regression_loss with the teacher's prediction
+# as the label, an entire-space task's entire_space_loss with the teacher's probability as the label.
+
+
+def soft_binary_loss(teacher_probabilities: Any, student_logits: Any, temperature: float) -> Any:
+    """Cross-entropy between the teacher's and the student's tempered probabilities, times temperature**2: the
+    teacher's probability p becomes sigmoid(logit(p) / T), the student's sigmoid(logit / T)."""
+    probabilities = keras.ops.clip(keras.ops.cast(teacher_probabilities, student_logits.dtype), 1e-7, 1 - 1e-7)
+    teacher_logits = keras.ops.log(probabilities) - keras.ops.log1p(-probabilities)
+    per_row = keras.losses.binary_crossentropy(
+        keras.ops.expand_dims(keras.ops.sigmoid(teacher_logits / temperature), -1),
+        keras.ops.expand_dims(student_logits / temperature, -1), from_logits=True)
+    return _weighted_mean(per_row, None) * temperature ** 2
+
+
+def soft_retrieval_loss(student_users: Any, student_items: Any, teacher_users: Any, teacher_items: Any,
+                        temperature: float, distillation_temperature: float) -> Any:
+    """KL(teacher || student) between each user's in-batch softmaxes over the batch's items, times
+    distillation_temperature**2: both models' cosine scores divided by the retrieval `temperature` times the
+    distillation temperature. Every row counts, so the student learns how the teacher ranks the other items of the
+    batch, not only where it puts the positive. Under a distribution strategy the items are the global batch's,
+    as in retrieval_loss."""
+    scale = temperature * distillation_temperature
+
+    def log_softmax(users: Any, items: Any) -> Any:
+        all_items, _ = _all_replicas(keras.ops.normalize(items, axis=-1))
+        logits = keras.ops.matmul(keras.ops.normalize(users, axis=-1), keras.ops.transpose(all_items)) / scale
+        return keras.ops.log_softmax(logits, axis=-1)
+
+    student = log_softmax(student_users, student_items)
+    teacher = log_softmax(keras.ops.cast(teacher_users, student.dtype), keras.ops.cast(teacher_items, student.dtype))
+    per_row = keras.ops.sum(keras.ops.exp(teacher) * (teacher - student), axis=-1)
+    return _weighted_mean(per_row, None) * distillation_temperature ** 2
+
+
 def _weighted_mean(per_row: Any, weights: Any | None) -> Any:
     if weights is None:
         return _global_mean(keras.ops.sum(per_row), _rows(per_row))

@@ -19,6 +19,7 @@ from tfx_bsl.public import tfxio
 from components.example_gen import input_contract
 from components.example_gen.input_contract import Item
 from models import (
+    distillation,
     distribution,
     export,
     features,
@@ -236,6 +237,8 @@ def build_model(tft_output: tft.TFTransformOutput, config: dict[str, Any],
         temperature=model_config["temperature"],
         item_log_frequency=statistics.item_log_frequency if use_logq else None,
         label_means=statistics.label_means if statistics is not None else None,
+        distillation=(distillation.Distillation.from_config(config["distillation"])
+                      if config.get("distillation") else None),
         name="multi_task_recommender",
     )
 
@@ -243,8 +246,9 @@ def build_model(tft_output: tft.TFTransformOutput, config: dict[str, Any],
 def compiled_model(tft_output: tft.TFTransformOutput, config: dict[str, Any], train: tf.data.Dataset,
                    catalogue: list[Item]) -> Any:
     """The configured model (mtrec, or the TFRS baseline with the tutorial's Adagrad), built for the batched,
-    transformed `train` data and compiled as `config["training"]` says: learning rate, distribution strategy,
-    mixed precision and XLA (the TFRS baseline: learning rate and strategy only)."""
+    transformed `train` data (one pass reads its item frequencies and label means) and compiled as
+    `config["training"]` says: learning rate, distribution strategy, mixed precision and XLA (the TFRS baseline:
+    learning rate and strategy only)."""
     training = config["training"]
     with distribution.strategy(training["distribution"]).scope():
         if config["model"]["type"] == "tfrs":
@@ -273,11 +277,13 @@ class TrainingSetup:
     catalogue: list[Item]
     users: list[input_contract.User]
     declared: list[features.Feature]
+    teacher: distillation.Teacher | None = None
 
 
 def prepare_training(fn_args: tfx.components.FnArgs) -> TrainingSetup:
     """The datasets and the compiled model of the Trainer's `fn_args` (run_fn's steps before `fit`, which the scale
-    benchmark times on their own)."""
+    benchmark times on their own). With `distillation`, the examples are raw ones: the datasets run the student's
+    Transform layer and the teacher on each batch (models.distillation)."""
     config = fn_args.custom_config
     # Grappler's AddOpsRewrite can create clashing temporary variables on CPU (AlreadyExistsError mid-epoch,
     # tensorflow/tensorflow#33713); the rewrite only saves a few additions, so it is off.
@@ -286,13 +292,23 @@ def prepare_training(fn_args: tfx.components.FnArgs) -> TrainingSetup:
     keras.utils.set_random_seed(training["seed"])
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     batch_size = training["batch_size"]
-    train = make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output, batch_size, shuffle=True)
-    evaluation = make_dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, batch_size, shuffle=False)
     declared = features.declared(config["features"])
     catalogue = list(input_contract.read_items(config["items_path"], config["require_text"], declared).values())
     users = list(input_contract.read_users(config["users_path"], declared).values())
-    return TrainingSetup(compiled_model(tft_output, config, train, catalogue), train, evaluation, tft_output, catalogue,
-                         users, declared)
+    settings, teacher = config.get("distillation"), None
+    if settings is None:
+        train = make_dataset(fn_args.train_files, fn_args.data_accessor, tft_output, batch_size, shuffle=True)
+        evaluation = make_dataset(fn_args.eval_files, fn_args.data_accessor, tft_output, batch_size, shuffle=False)
+        model = compiled_model(tft_output, config, train, catalogue)
+    else:
+        teacher = distillation.Teacher(distillation.resolve_teacher(settings["teacher"], fn_args.base_model))
+        logging.info("Distillation: teacher %s (outputs %s)", teacher.path, ", ".join(teacher.output_names))
+        model = compiled_model(tft_output, config, distillation.dataset(fn_args.train_files, tft_output, batch_size,
+                                                                        shuffle=False), catalogue)
+        train = distillation.dataset(fn_args.train_files, tft_output, batch_size, shuffle=True,
+                                     seed=training["seed"], teacher=teacher)
+        evaluation = distillation.dataset(fn_args.eval_files, tft_output, batch_size, shuffle=False, teacher=teacher)
+    return TrainingSetup(model, train, evaluation, tft_output, catalogue, users, declared, teacher)
 
 
 def build_variables(model: Any, dataset: tf.data.Dataset) -> None:
@@ -330,7 +346,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     `custom_config["users_path"]` the user table to bake in (read when a user feature is declared),
     `custom_config["require_text"]` whether items need a title (the text tower is on) and
     `custom_config["features"]` the declared features. With `training.warm_start`, starts from the base model's
-    weights (warm_start_epochs); an mtrec model always saves its warm start state into its Model artifact."""
+    weights (warm_start_epochs); an mtrec model always saves its warm start state into its Model artifact. With
+    `custom_config["distillation"]`, the examples are raw ones and the model learns from a teacher's outputs too
+    (models.distillation); the student records its teacher in its Model artifact."""
     config = fn_args.custom_config
     is_tfrs = config["model"]["type"] == "tfrs"
     if is_tfrs and config["training"]["warm_start"]:
@@ -338,6 +356,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     setup = prepare_training(fn_args)
     model = setup.model
     epochs = apply_warm_start(fn_args, setup)
+    distilled = [task.name for task in model.distilled_tasks(setup.teacher.output_names)] if setup.teacher else []
+    if setup.teacher is not None:
+        logging.info("Distillation: soft losses for %s", ", ".join(distilled) or "no task")
     log = TrainingLog(os.path.join(fn_args.model_run_dir, TRAINING_LOG_FILE), model.optimizer)
     if is_tfrs:
         import tf_keras as callbacks_keras
@@ -349,5 +370,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
               verbose=_verbosity())
     export.save_serving_model(model, setup.tft_output, setup.catalogue, fn_args.serving_model_dir, setup.users,
                               setup.declared)
+    artifact_dir = warm_start.artifact_dir(fn_args.serving_model_dir)
     if not is_tfrs:  # any blessed model can be a later run's base
-        warm_start.save_state(model, setup.tft_output, config, warm_start.artifact_dir(fn_args.serving_model_dir))
+        warm_start.save_state(model, setup.tft_output, config, artifact_dir)
+    if setup.teacher is not None:
+        distillation.write_record(artifact_dir, setup.teacher.path, model.distillation, distilled)
+

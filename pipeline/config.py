@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 import types
 import typing
@@ -20,6 +21,8 @@ from models import features
 from models.features import Feature
 from pipeline import beam_options
 from pipeline.data.synthetic import SyntheticConfig
+
+_URI = re.compile(r"^[a-z][a-z0-9+.-]*://")  # gs://..., s3://...: checked where the pipeline runs, not here
 
 
 class ConfigError(ValueError):
@@ -208,6 +211,35 @@ class Training:
     warm_start_epochs: int = 1
 
 
+def _text_encoder_off() -> dict[str, Any]:
+    return {"text_encoder": {"mode": "off"}}
+
+
+@dataclasses.dataclass
+class Distillation:
+    """Knowledge distillation (models/distillation.py): the run trains a student that learns from the labels and
+    from a teacher's outputs, and evaluates, gates and pushes it like any model. `teacher`: "latest_blessed" (the
+    pipeline's latest blessed model, found through ML Metadata; when that model is itself a student, the teacher
+    it learnt from) or the directory of an mtrec serving SavedModel; null (the default) trains without a teacher.
+    The teacher reads the raw examples through its own Transform graph, so it may declare other features.
+    `student`: the student's model section: keys of the `model` section, and a `text_encoder` mapping of that
+    section's keys, that replace the run's own, e.g. `{embedding_dim: 16, text_encoder: {mode: off}}`. The
+    default drops the text encoder, the bulk of a served model; a mapping given in YAML replaces it. The student
+    trains the run's tasks. Each task's loss is `hard_weight` times its label loss plus `soft_weight` times its
+    soft loss (a binary task: the teacher's probability; regression: its prediction; retrieval: the teacher's
+    in-batch softmax); `temperature` softens the binary and retrieval ones."""
+
+    teacher: str | None = None
+    student: dict[str, Any] = dataclasses.field(default_factory=_text_encoder_off)
+    hard_weight: float = 1.0
+    soft_weight: float = 1.0
+    temperature: float = 2.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.teacher is not None
+
+
 @dataclasses.dataclass
 class Beam:
     """How the Beam components (ExampleGen, statistics, Transform, Evaluator) run. `runner`: "DirectRunner"
@@ -317,6 +349,7 @@ class RunConfig:
     text_encoder: TextEncoder = dataclasses.field(default_factory=TextEncoder)
     model: Model = dataclasses.field(default_factory=Model)
     training: Training = dataclasses.field(default_factory=Training)
+    distillation: Distillation = dataclasses.field(default_factory=Distillation)
     beam: Beam = dataclasses.field(default_factory=Beam)
     evaluation: Evaluation = dataclasses.field(default_factory=Evaluation)
     validation: Validation = dataclasses.field(default_factory=Validation)
@@ -366,7 +399,7 @@ _POSITIVE = {"window_days", "warm_start_epochs", "num_users", "num_items", "even
              "gate_cutoff"}
 _NOT_NEGATIVE = {"cold_item_fraction", "new_item_fraction", "max_auc_decrease", "max_rmse_increase",
                  "min_auc_lift", "min_lift", "max_recall_decrease", "feature_cross_layers", "trainable_layers",
-                 "weight", "direct_num_workers", "hash_buckets"}
+                 "weight", "direct_num_workers", "hash_buckets", "hard_weight", "soft_weight"}
 _FRACTIONS = {"eval_fraction", "min_auc"}
 _RATES = {"item_id_dropout"}  # from 0 (off) up to, not including, 1
 # By field name, or by dotted path where a name means different things in different sections.
@@ -405,6 +438,8 @@ def _check_value(path: str, name: str, value: Any, problems: list[str]) -> None:
 
 
 def _matches(value: Any, expected: Any) -> bool:
+    if expected is Any:
+        return True
     origin = typing.get_origin(expected)
     if origin in (typing.Union, types.UnionType):
         return any(_matches(value, option) for option in typing.get_args(expected))
@@ -476,6 +511,7 @@ def _check_run(config: RunConfig, problems: list[str]) -> None:
     _check_binary_gates("evaluation", config.evaluation, problems)
     _check_retrieval(config.evaluation.retrieval, problems)
     _check_training(config, problems)
+    _check_distillation(config, problems)
     problems.extend(beam_options.problems(config.beam))
     _check_validation(config.validation, [*label_columns(config), *features.raw_columns(config.features)], problems)
     if config.text_encoder.max_length < 3:
@@ -604,6 +640,49 @@ def _check_training(config: RunConfig, problems: list[str]) -> None:
                         "texts, whose number changes from batch to batch; set one of them to false")
 
 
+def _student_sections(config: RunConfig, problems: list[str]) -> tuple[Model, TextEncoder]:
+    """The student's model and text encoder sections: the run's, with `distillation.student`'s keys replacing
+    theirs."""
+    overrides = dict(config.distillation.student)
+    text = overrides.pop("text_encoder", {})
+    if "tasks" in overrides:
+        problems.append("distillation.student.tasks: the student trains the run's tasks (model.tasks); "
+                        "remove it here")
+        overrides.pop("tasks")
+    model = _build(Model, {**dataclasses.asdict(config.model), **overrides}, "distillation.student", problems)
+    text_encoder = _build(TextEncoder, {**dataclasses.asdict(config.text_encoder), **(text or {})},
+                          "distillation.student.text_encoder", problems)
+    return model, text_encoder
+
+
+def trained(config: RunConfig) -> RunConfig:
+    """The configuration of the model this run trains: with distillation, the run's with the student's model and
+    text encoder sections (`distillation.student`); otherwise `config` itself."""
+    if not config.distillation.enabled:
+        return config
+    model, text_encoder = _student_sections(config, [])
+    return dataclasses.replace(config, model=model, text_encoder=text_encoder)
+
+
+def _check_distillation(config: RunConfig, problems: list[str]) -> None:
+    distillation = config.distillation
+    if not distillation.enabled:
+        return
+    teacher = distillation.teacher
+    if teacher != features.LATEST_BLESSED_TEACHER and not _URI.match(teacher) and not os.path.isfile(
+            os.path.join(teacher, "saved_model.pb")):
+        problems.append(f"distillation.teacher: {teacher!r} is neither {features.LATEST_BLESSED_TEACHER!r} nor the "
+                        f"directory of a SavedModel (saved_model.pb), e.g. a version under a serving directory")
+    student, _ = _student_sections(config, problems)
+    if student.type != "mtrec":
+        problems.append(f"distillation.student.type: the student is an mtrec model, got {student.type!r}")
+    if distillation.hard_weight == 0 and distillation.soft_weight == 0:
+        problems.append("distillation: hard_weight and soft_weight are both 0; the student would learn nothing")
+    if config.training.warm_start:
+        problems.append("training.warm_start: a distillation run resolves its teacher from the Trainer's base model, "
+                        "which warm start also reads; set one of them off")
+
+
 def _check_tasks(model: Model, problems: list[str]) -> None:
     if model.type not in _MODEL_TYPES:
         problems.append(f"model.type: must be one of {list(_MODEL_TYPES)}, got {model.type!r}")
@@ -683,8 +762,8 @@ def from_dict(values: dict[str, Any]) -> RunConfig:
     problems: list[str] = []
     config = _build(RunConfig, values, "", problems)
     _check_run(config, problems)  # a value with a problem above was left at its default, so this is safe
-    if problems:
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    if problems:  # once each: the student's keys are checked as a mapping and again as a model section
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(dict.fromkeys(problems)))
     return config
 
 

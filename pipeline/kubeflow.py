@@ -18,6 +18,7 @@ import os
 import re
 from typing import Any
 
+from models import features
 from pipeline import config as config_lib
 from pipeline import local_runner
 
@@ -70,6 +71,9 @@ def options(config: config_lib.RunConfig, image: str, pipeline_root: str, data_r
     if platform == "kfp" and config.training.warm_start:
         problems.append("training.warm_start: open-source Kubeflow Pipelines cannot run the Resolver that finds the "
                         "latest blessed model; warm start runs on --platform vertex")
+    if platform == "kfp" and config.distillation.teacher == features.LATEST_BLESSED_TEACHER:
+        problems.append("distillation.teacher: open-source Kubeflow Pipelines cannot run the Resolver that finds the "
+                        "latest blessed model; name the teacher's SavedModel directory, or use --platform vertex")
     if not (_URI.match(pipeline_root) or os.path.isabs(pipeline_root)):
         problems.append(f"--pipeline-root: {pipeline_root!r} must be shared storage that every pod reads: a URI "
                         f"such as gs://bucket/dir or an absolute path on a mounted volume")

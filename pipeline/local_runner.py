@@ -219,25 +219,29 @@ def build_pipeline(config: config_lib.RunConfig, data_root: str, pipeline_root: 
     from pipeline import evaluation
     from pipeline.pipeline import create_pipeline
 
-    text = config.text_encoder
+    trained = config_lib.trained(config)  # the student, when distilling
+    text = trained.text_encoder
     tasks = [dataclasses.asdict(task) for task in config.model.tasks]
     declared = [dataclasses.asdict(feature) for feature in config.features]
     transform_config = {
         "text_preset": text.preset,
         "text_max_length": text.max_length,
         "history_length": config.example_gen.history_length,
-        "max_categories": config.model.max_categories,
+        "max_categories": trained.model.max_categories,
         "tasks": tasks,
         "features": declared,
     }
+    distillation = config.distillation
     trainer_config = {
-        "model": dataclasses.asdict(config.model),
+        "model": dataclasses.asdict(trained.model),
         "text_encoder": dataclasses.asdict(text),
         "training": dataclasses.asdict(config.training),
         "items_path": os.path.join(data_root, input_contract.ITEMS_FILE),
         "users_path": os.path.join(data_root, input_contract.USERS_FILE),
-        "require_text": config_lib.requires_text(config),
+        "require_text": config_lib.requires_text(trained),
         "features": declared,
+        "distillation": {**dataclasses.asdict(distillation), "teacher": teacher_location(distillation.teacher)}
+        if distillation.enabled else None,
     }
     return create_pipeline(
         pipeline_name=config.pipeline_name,
@@ -259,8 +263,17 @@ def build_pipeline(config: config_lib.RunConfig, data_root: str, pipeline_root: 
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_options.pipeline_args(config.beam),
         baseline=baseline,
-        warm_start=config.training.warm_start,
+        base_model=config.training.warm_start or distillation.teacher == features.LATEST_BLESSED_TEACHER,
+        raw_examples=distillation.enabled,
     )
+
+
+def teacher_location(teacher: str) -> str:
+    """`distillation.teacher` as the Trainer reads it: "latest_blessed", a URI, or an absolute path (a relative one
+    is the working directory's)."""
+    if teacher == features.LATEST_BLESSED_TEACHER or "://" in teacher:
+        return teacher
+    return os.path.abspath(teacher)
 
 
 def window_config(data: config_lib.Data) -> window.WindowConfig:

@@ -38,7 +38,8 @@ def create_pipeline(
     metadata_connection_config: Any | None = None,
     beam_pipeline_args: list[str] | None = None,
     baseline: bool = True,
-    warm_start: bool = False,
+    base_model: bool = False,
+    raw_examples: bool = False,
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline; every setting arrives as an explicit argument.
 
@@ -48,10 +49,12 @@ def create_pipeline(
     for the drift check; without them only the absolute thresholds and the schema and skew checks apply (for
     orchestrators that cannot run a Resolver, such as open-source Kubeflow Pipelines). `retrieval_settings`: the
     RetrievalEvaluator's (pipeline.evaluation.retrieval_settings); None leaves it out (no retrieval task).
-    `warm_start`: the Trainer receives the latest blessed model as its base model (needs `baseline`).
+    `base_model`: the Trainer receives the latest blessed model as its base model, the base of a warm start or the
+    teacher of a distillation (needs `baseline`). `raw_examples`: the Trainer reads ExampleGen's examples and
+    transforms each batch itself, as a distilling one does (models.distillation), so Transform materializes none.
     """
-    if warm_start and not baseline:
-        raise ValueError("warm start resolves the latest blessed model, which needs the baseline Resolver")
+    if base_model and not baseline:
+        raise ValueError("the Trainer's base model is the latest blessed model, which needs the baseline Resolver")
     # Joins events with item text, adds user history, splits train/eval.
     example_gen = EventsExampleGen(input_base=data_root, code_version=code_version, **example_gen_args)
     # The curated, checked-in schema.
@@ -78,24 +81,26 @@ def create_pipeline(
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
         custom_config={**transform_config, "code_version": code_version},
+        materialize=not raw_examples,
         # Transform's own pre- and post-transform statistics go unused (StatisticsGen's feed the checks and the
         # report), and computing them held the data in memory: 5.4 GB at 1M events instead of 1.8 GB.
         disable_statistics=True,
     )
     transform.add_upstream_node(data_gate)
-    # The latest blessed model, the baseline of the change thresholds (and the base of a warm start).
+    # The latest blessed model: the baseline of the change thresholds (and the base of a warm start, or the teacher).
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver") if baseline else None
-    # The Keras 3 multi-task model, exported with the Transform graph inside; warm started from the latest blessed.
+    # The Keras 3 multi-task model, exported with the Transform graph inside; warm started from the latest blessed,
+    # or distilled from a teacher.
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
-        examples=transform.outputs["transformed_examples"],
+        examples=example_gen.outputs["examples"] if raw_examples else transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        base_model=model_resolver.outputs["model"] if warm_start else None,
+        base_model=model_resolver.outputs["model"] if base_model else None,
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config={**trainer_config, "code_version": code_version},
