@@ -34,7 +34,7 @@ TARGET_HTTP_OVERHEAD_MS = 2.0
 SEQUENCE_MODEL = {"user_tower": "transformer", "target_attention": True}
 
 
-def _summary(seconds: list[float]) -> dict[str, float]:
+def summary(seconds: list[float]) -> dict[str, float]:
     ms = np.asarray(seconds) * 1000
     return {"p50_ms": round(float(np.percentile(ms, 50)), 3), "p99_ms": round(float(np.percentile(ms, 99)), 3),
             "throughput_per_s": round(len(ms) / (ms.sum() / 1000), 1), "requests": len(ms)}
@@ -46,7 +46,7 @@ def _timed(call: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
-def _interleaved(calls: dict[str, Callable[[], Any]], requests: int, warmup: int = 10) -> dict[str, list[float]]:
+def interleaved(calls: dict[str, Callable[[], Any]], requests: int, warmup: int = 10) -> dict[str, list[float]]:
     """Times the calls in turn, request by request, so machine noise hits every path alike."""
     for call in calls.values():
         for _ in range(warmup):
@@ -58,7 +58,7 @@ def _interleaved(calls: dict[str, Callable[[], Any]], requests: int, warmup: int
     return seconds
 
 
-def _http(port: int, body: dict) -> Callable[[], Any]:
+def http_predict(port: int, body: dict) -> Callable[[], Any]:
     """A client on one kept-alive connection, as production clients of TF Serving are."""
     data = json.dumps(body).encode()
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -112,14 +112,14 @@ def measure_catalogue(num_items: int, requests: int, root: str) -> dict[str, Any
     server.start()
     try:
         history = [["item_00002", "item_00003"]]
-        seconds = _interleaved({
+        seconds = interleaved({
             "retrieve_in_process": lambda: retrieve(k=tf.constant([K]), exclude_history=tf.constant([True]), **user),
             "reference_user_embedding_plus_tfrs_brute_force": lambda: brute_force(
                 user_embedding(**user)["user_embedding"]),
-            "retrieve_http": _http(server.port, {"signature_name": "retrieve", "inputs": {
+            "retrieve_http": http_predict(server.port, {"signature_name": "retrieve", "inputs": {
                 "user_id": ["user_00001"], "history": history, "k": [K], "exclude_history": [True]}}),
             "rank_in_process": lambda: rank(item_ids=candidates, **user),
-            "rank_http": _http(server.port, {"signature_name": "rank", "inputs": {
+            "rank_http": http_predict(server.port, {"signature_name": "rank", "inputs": {
                 "user_id": ["user_00001"], "history": history, "item_ids": candidates.numpy().astype(str).tolist()}}),
             "retrieve_in_process_sequence_model": lambda: sequence_model.signatures["retrieve"](
                 k=tf.constant([K]), exclude_history=tf.constant([True]), **user),
@@ -127,7 +127,7 @@ def measure_catalogue(num_items: int, requests: int, root: str) -> dict[str, Any
         }, requests)
     finally:
         server.stop()
-    results.update({name: _summary(values) for name, values in seconds.items()})
+    results.update({name: summary(values) for name, values in seconds.items()})
     # The HTTP overhead is the median of per-request differences between neighbouring calls.
     results["http_overhead_p50_ms"] = {
         name: round(float(np.median(np.subtract(seconds[f"{name}_http"], seconds[f"{name}_in_process"]))) * 1000, 3)

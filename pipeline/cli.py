@@ -179,6 +179,8 @@ def _benchmark(args: argparse.Namespace) -> int:
         _reliability(args)
     elif args.name == "retrieval-gate":
         _retrieval_gate(args)
+    elif args.name == "distillation":
+        _distillation(args)
     return 0
 
 
@@ -247,6 +249,21 @@ def _retrieval_gate(args: argparse.Namespace) -> None:
     report = retrieval_gate.run(args.work_dir, log=lambda line: print(f"mtrec: {line}", flush=True))
     print(json.dumps(report["targets"], indent=2))
     print("mtrec: wrote " + ", ".join(retrieval_gate.write(report, args.output)))
+
+
+def _distillation(args: argparse.Namespace) -> None:
+    import tempfile
+
+    from benchmarks import distillation
+
+    if not args.data:
+        raise InputError("benchmark distillation: --data DIR (the GroupLens ML-100K files, events.csv and items.csv "
+                         "in the CSV contract, or the KuaiRand-Pure files) is required")
+    with tempfile.TemporaryDirectory(prefix="mtrec-distillation-") as work_dir:
+        report = distillation.run(args.data, work_dir, distillation.Settings(requests=args.requests),
+                                  log=lambda line: print(f"mtrec: {line}", flush=True))
+    print(json.dumps(report["targets"], indent=2))
+    print("mtrec: wrote " + ", ".join(distillation.write(report, args.output)))
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -338,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     recommend.set_defaults(handler=_recommend)
     benchmark = commands.add_parser("benchmark", help="run a benchmark; results go to JSON and markdown")
     benchmark.add_argument("name", choices=["serving", "movielens", "kuairand", "continuous", "scale", "reliability",
-                                            "retrieval-gate"])
+                                            "retrieval-gate", "distillation"])
     benchmark.add_argument("--data", help="movielens: directory of the GroupLens ML-100K files, or of events.csv "
                                           "and items.csv in the CSV contract; kuairand, continuous: of the "
                                           "KuaiRand-Pure files")

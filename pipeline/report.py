@@ -238,6 +238,19 @@ def _trivial_baselines_table(summary: dict[str, Any]) -> str:
             + _table(["task", "metric", "model", "trivial baseline", "which is"], rows))
 
 
+def _distillation_block(distilled: dict[str, Any]) -> str:
+    """The student beside its teacher: what it learnt from it, and the two SavedModels' sizes."""
+    where = ("The teacher is also the latest blessed model, so the baseline columns below are the teacher's."
+             if distilled["teacher_is_baseline"] else
+             "The baseline columns below are the latest blessed model's, not the teacher's.")
+    return (f"<h3>Distilled student</h3><p>Learnt from the teacher <code>{_e(distilled['teacher'])}</code>: soft "
+            f"losses for {_e(', '.join(distilled['soft_targets']) or 'no task')} (hard weight "
+            f"{distilled['hard_weight']:g}, soft weight {distilled['soft_weight']:g}, temperature "
+            f"{distilled['temperature']:g}). {_e(where)}</p>"
+            + _table(["model", "SavedModel MB"], [["student (this run)", distilled["student_mb"]],
+                                                  ["teacher", distilled["teacher_mb"]]]))
+
+
 def _evaluation_section(artifacts: dict[str, list[Any]], summary: dict[str, Any]) -> str:
     import tensorflow_model_analysis as tfma
 
@@ -248,12 +261,16 @@ def _evaluation_section(artifacts: dict[str, list[Any]], summary: dict[str, Any]
         return "".join(parts)
     by_slice = run_summary.evaluation_metrics(evaluations[0].uri)
     has_baseline = any(tfma.BASELINE_KEY in models for models in by_slice.values())
+    distilled = summary.get("distillation")
+    baseline_name = "teacher" if distilled and distilled["teacher_is_baseline"] else "baseline"
+    if distilled:
+        parts.append(_distillation_block(distilled))
     shown = _shown_metrics(by_slice)
     header = ["slice", "examples"]
     for output, metric in shown:
         header.append(f"{output} {metric}")
         if has_baseline:
-            header.append("baseline")
+            header.append(baseline_name)
     rows = []
     ordered = sorted(by_slice, key=lambda name: (name != run_summary.OVERALL, name))
     for name in ordered:
@@ -275,7 +292,7 @@ def _evaluation_section(artifacts: dict[str, list[Any]], summary: dict[str, Any]
             axis.barh(ordered, values, color="#4c72b0", label="candidate")
             if has_baseline:
                 base = [by_slice[n].get(tfma.BASELINE_KEY, {}).get(output, {}).get(metric, 0.0) for n in ordered]
-                axis.scatter(base, ordered, color="#c44e52", zorder=3, label="baseline")
+                axis.scatter(base, ordered, color="#c44e52", zorder=3, label=baseline_name)
                 axis.legend()
             axis.set_title(f"{output} {metric} per slice")
             axis.invert_yaxis()

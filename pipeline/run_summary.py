@@ -30,9 +30,13 @@ def open_store(metadata_path: str) -> mlmd.MetadataStore:
     return mlmd.MetadataStore(config)
 
 
+def _latest_run(store: mlmd.MetadataStore) -> Any:
+    return max(store.get_contexts_by_type(PIPELINE_RUN_CONTEXT), key=lambda c: (c.create_time_since_epoch, c.id))
+
+
 def latest_run_artifacts(store: mlmd.MetadataStore) -> dict[str, list[Any]]:
     """Artifacts of the newest pipeline run in `store`, by type name (each output directory holds one pipeline)."""
-    latest = max(store.get_contexts_by_type(PIPELINE_RUN_CONTEXT), key=lambda c: (c.create_time_since_epoch, c.id))
+    latest = _latest_run(store)
     by_type: dict[str, list[Any]] = {}
     types = {t.id: t.name for t in store.get_artifact_types()}
     for artifact in store.get_artifacts_by_context(latest.id):
@@ -59,6 +63,15 @@ def sibling_output(store: mlmd.MetadataStore, artifact: Any, type_name: str) -> 
     types = {t.id: t.name for t in store.get_artifact_types()}
     found = [a for a in store.get_artifacts_by_id(ids) if types[a.type_id] == type_name]
     return found[-1] if found else None
+
+
+def evaluator_baseline(store: mlmd.MetadataStore) -> str | None:
+    """The URI of the model the newest run's Evaluator compared with (its `baseline_model` input), if any."""
+    executions = [e.id for e in store.get_executions_by_context(_latest_run(store).id)]
+    inputs = [event.artifact_id for event in store.get_events_by_execution_ids(executions)
+              if event.type == metadata_store_pb2.Event.INPUT and event.path.steps
+              and event.path.steps[0].key == "baseline_model"]
+    return store.get_artifacts_by_id(inputs[-1:])[0].uri if inputs else None
 
 
 def split_names(artifact: Any) -> list[str]:
@@ -145,7 +158,8 @@ def failed_baseline_checks(uri: str, baselines: dict[str, dict[str, float]]) -> 
 
 
 def summarise(metadata_path: str) -> dict[str, Any]:
-    artifacts = latest_run_artifacts(open_store(metadata_path))
+    store = open_store(metadata_path)
+    artifacts = latest_run_artifacts(store)
     summary: dict[str, Any] = {}
     for evaluation in artifacts.get("ModelEvaluation", [])[-1:]:
         by_model = evaluation_metrics(evaluation.uri)[OVERALL]
@@ -172,6 +186,10 @@ def summarise(metadata_path: str) -> dict[str, Any]:
             summary["pushed_to"] = artifact_property(pushed, "pushed_destination")
     for model in artifacts.get("Model", [])[-1:]:
         summary["model"] = model.uri
+        distilled = distillation_report(model.uri)
+        if distilled:
+            baseline = evaluator_baseline(store)
+            summary["distillation"] = {**distilled, "teacher_is_baseline": distilled["teacher_artifact"] == baseline}
     for model_run in artifacts.get("ModelRun", [])[-1:]:
         carried = warm_start_report(model_run.uri)
         if carried:
@@ -195,6 +213,29 @@ def warm_start_report(model_run_uri: str) -> dict[str, Any] | None:
         return None
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def _megabytes(directory: str) -> float | None:
+    """The size on disk of a local directory's files; None where it is not a local directory (gs://...)."""
+    if not os.path.isdir(directory):
+        return None
+    return round(sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(directory)
+                     for name in names) / 2**20, 2)
+
+
+def distillation_report(model_uri: str) -> dict[str, Any] | None:
+    """A student's teacher and settings (models/distillation.RECORD_FILE), with both SavedModels' sizes in MB and
+    the teacher's Model artifact directory; None for a model trained without a teacher."""
+    from models import distillation
+
+    record = distillation.read_record(model_uri)
+    if record is None:
+        return None
+    teacher_artifact = os.path.dirname(record["teacher"].rstrip("/"))
+    from tfx.utils import path_utils
+
+    return {**record, "student_mb": _megabytes(path_utils.serving_model_path(model_uri)),
+            "teacher_mb": _megabytes(record["teacher"]), "teacher_artifact": teacher_artifact}
 
 
 def quarantine(metadata_path: str) -> dict[str, Any]:
@@ -254,12 +295,18 @@ def format_summary(summary: dict[str, Any]) -> str:
                                                                                    "item_id_embedding"))
         lines.append(f"  warm started from {carried['base_dir']} ({tables}; {len(carried['dense'])} other weights "
                      f"carried, {len(carried['not_carried'])} not: see the Trainer's warm_start.json)")
+    distilled = summary.get("distillation")
+    if distilled:
+        lines.append(f"  distilled from teacher {distilled['teacher']} (soft losses: "
+                     f"{', '.join(distilled['soft_targets']) or 'none'}; SavedModel {distilled['student_mb']} MB, "
+                     f"the teacher's {distilled['teacher_mb']} MB)")
     for output, values in sorted(summary.get("metrics", {}).items()):
         shown = ", ".join(f"{name} {value:g}" for name, value in sorted(values.items()))
         lines.append(f"  {output}: {shown}")
     for output, values in sorted(summary.get("baseline_metrics", {}).items()):
         shown = ", ".join(f"{name} {value:g}" for name, value in sorted(values.items()) if name != "example_count")
-        lines.append(f"  {output} of the baseline (latest blessed model): {shown}")
+        which = "the teacher, " if summary.get("distillation", {}).get("teacher_is_baseline") else ""
+        lines.append(f"  {output} of the baseline ({which}latest blessed model): {shown}")
     for output, baseline in sorted(summary.get("trivial_baselines", {}).items()):
         if "train_mean" in baseline:
             lines.append(f"  {output} of the train-mean predictor ({baseline['train_mean']:.4g}): "

@@ -44,7 +44,7 @@ def catalogue(text="finetune"):
 
 
 def build(task_list=TASKS, architecture="mmoe", balancing="fixed", text="finetune", log_frequency=None,
-          id_dropout=0.0, user_tower="mean", target_attention=False):
+          id_dropout=0.0, user_tower="mean", target_attention=False, distillation=None):
     """`user_tower`: "mean" or "transformer" (a HistoryTransformer); a transformer tower and `target_attention`
     read the history through `catalogue()`."""
     keras.utils.set_random_seed(0)
@@ -69,6 +69,7 @@ def build(task_list=TASKS, architecture="mmoe", balancing="fixed", text="finetun
         feature_cross_layers=1,
         item_log_frequency=log_frequency,
         label_means={"rating": 3.0},
+        distillation=distillation,
     )
 
 

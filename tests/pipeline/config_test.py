@@ -193,3 +193,43 @@ def test_features_default_to_the_sources_own_and_can_be_watched():
     assert config.RunConfig().evaluation.slices == ["device"]
     with pytest.raises(config.ConfigError, match="validation.skew.hour: not a feature the check can watch"):
         config.from_dict({"features": [{"name": "hour", "type": "timestamp"}], "validation": {"skew": {"hour": 0.2}}})
+
+
+def test_the_student_is_the_runs_model_with_its_own_keys_and_round_trips(tmp_path):
+    assert config.trained(config.RunConfig()) == config.RunConfig()  # no teacher: the run trains its own model
+    values = {"model": {"embedding_dim": 64, "architecture": "ple"},
+              "distillation": {"teacher": "latest_blessed", "student": {"embedding_dim": 16, "user_tower": "mean",
+                                                                         "text_encoder": {"mode": "off"}}}}
+    distilling = config.from_dict(values)
+    student = config.trained(distilling)
+    assert (student.model.embedding_dim, student.model.architecture, student.text_encoder.mode) == (16, "ple", "off")
+    assert student.model.tasks == distilling.model.tasks
+    assert (distilling.model.embedding_dim, distilling.text_encoder.mode) == (64, "frozen")  # the run's own stay
+    assert config.from_dict(config.to_dict(distilling)) == distilling
+    # The default student drops the text encoder and keeps the rest.
+    default = config.trained(config.from_dict({"distillation": {"teacher": "latest_blessed"}}))
+    assert default.text_encoder.mode == "off" and default.model == config.RunConfig().model
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    (teacher / "saved_model.pb").write_bytes(b"")
+    assert config.from_dict({"distillation": {"teacher": str(teacher)}}).distillation.teacher == str(teacher)
+
+
+def test_distillation_problems_are_named():
+    with pytest.raises(config.ConfigError) as raised:
+        config.from_dict({"training": {"warm_start": True}, "distillation": {
+            "teacher": "/no/such/model", "hard_weight": 0, "soft_weight": 0, "temperature": 0,
+            "student": {"embedding_dim": -1, "tasks": [], "type": "tfrs", "towers": 2,
+                        "text_encoder": {"mode": "later"}}}})
+    message = str(raised.value)
+    for expected in ("distillation.teacher: '/no/such/model' is neither 'latest_blessed' nor the directory of a "
+                     "SavedModel", "distillation.student.embedding_dim: must be positive, got -1",
+                     "distillation.student.tasks: the student trains the run's tasks",
+                     "distillation.student.type: the student is an mtrec model",
+                     "distillation.student.towers: unknown key",
+                     "distillation.student.text_encoder.mode: must be one of",
+                     "distillation.temperature: must be positive",
+                     "distillation: hard_weight and soft_weight are both 0",
+                     "training.warm_start: a distillation run resolves its teacher from the Trainer's base model"):
+        assert expected in message
+    assert message.count("embedding_dim: must be positive") == 1

@@ -291,3 +291,17 @@ def test_a_windowed_input_ends_on_the_runs_data_day_parameter(tmp_path):
     assert "base_model" in spec.root.dag.tasks["Trainer"].inputs.artifacts
     with pytest.raises(kubeflow.CompileError, match="open-source Kubeflow Pipelines cannot run the Resolver"):
         kubeflow.options(config, IMAGE, str(tmp_path / "root"), platform="kfp", output="pipeline.yaml")
+
+
+def test_a_latest_blessed_teacher_needs_the_resolver_that_only_vertex_runs(tmp_path):
+    config = config_lib.from_dict({**CONFIG, "data": {"source": "csv", "path": "/mnt/data"},
+                                   "distillation": {"teacher": "latest_blessed"}})
+    with pytest.raises(kubeflow.CompileError, match="distillation.teacher: open-source Kubeflow Pipelines cannot"):
+        kubeflow.options(config, IMAGE, str(tmp_path / "root"), platform="kfp", output="pipeline.yaml")
+    target = kubeflow.options(config, IMAGE, str(tmp_path / "root"), platform="vertex",
+                              output=str(tmp_path / "pipeline.json"))
+    with open(kubeflow.compile_pipeline(config, target), encoding="utf-8") as handle:
+        tasks = json.load(handle)["pipelineSpec"]["root"]["dag"]["tasks"]
+    trainer = tasks["Trainer"]["inputs"]["artifacts"]
+    assert trainer["examples"]["taskOutputArtifact"]["producerTask"] == "EventsExampleGen"
+    assert "base_model" in trainer

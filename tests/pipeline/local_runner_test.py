@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -40,6 +41,43 @@ def test_code_version_is_stable_and_reaches_every_component_running_mtrec_code(t
     assert by_id["EventsExampleGen"].exec_properties["code_version"] == version
     for component in ("Transform", "Trainer"):
         assert f'"code_version": "{version}"' in by_id[component].exec_properties["custom_config"]
+
+
+def _components(config: config_lib.RunConfig, tmp_path) -> dict:
+    pipeline = local_runner.build_pipeline(config, str(tmp_path), str(tmp_path / "root"), str(tmp_path / "serving"),
+                                           local_runner.stage_schema(str(tmp_path), config), None)
+    return {component.id: component for component in pipeline.components}
+
+
+def test_a_distilling_trainer_reads_raw_examples_and_the_latest_blessed_model_as_its_teacher(tmp_path):
+    plain = _components(config_lib.RunConfig(output_dir=str(tmp_path)), tmp_path)
+    assert plain["Trainer"].inputs["examples"].producer_component_id == "Transform"
+    assert "base_model" not in plain["Trainer"].inputs and "transformed_examples" in plain["Transform"].outputs
+    assert json.loads(plain["Trainer"].exec_properties["custom_config"])["distillation"] is None
+    config = config_lib.from_dict({"output_dir": str(tmp_path), "distillation": {
+        "teacher": "latest_blessed", "student": {"embedding_dim": 8, "text_encoder": {"mode": "off"}}}})
+    by_id = _components(config, tmp_path)
+    trainer = by_id["Trainer"]
+    assert trainer.inputs["examples"].producer_component_id == "EventsExampleGen"
+    assert trainer.inputs["base_model"].producer_component_id == "latest_blessed_model_resolver"
+    assert "transformed_examples" not in by_id["Transform"].outputs  # nothing would read them
+    custom = json.loads(trainer.exec_properties["custom_config"])
+    assert custom["model"]["embedding_dim"] == 8 and custom["text_encoder"]["mode"] == "off"
+    assert custom["require_text"] is False  # the student reads no text; ExampleGen still checks it for the teacher
+    assert by_id["EventsExampleGen"].exec_properties["require_text"] in (True, 1)
+    assert custom["distillation"] == {"teacher": "latest_blessed", "hard_weight": 1.0, "soft_weight": 1.0,
+                                      "temperature": 2.0, "student": {"embedding_dim": 8,
+                                                                      "text_encoder": {"mode": "off"}}}
+
+
+def test_a_teacher_path_is_handed_to_the_trainer_as_an_absolute_path(tmp_path, monkeypatch):
+    (tmp_path / "teacher").mkdir()
+    (tmp_path / "teacher" / "saved_model.pb").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    config = config_lib.from_dict({"output_dir": str(tmp_path), "distillation": {"teacher": "teacher"}})
+    trainer = _components(config, tmp_path)["Trainer"]
+    assert "base_model" not in trainer.inputs
+    assert json.loads(trainer.exec_properties["custom_config"])["distillation"]["teacher"] == str(tmp_path / "teacher")
 
 
 def test_identical_regenerated_data_is_kept_in_place(tmp_path):
