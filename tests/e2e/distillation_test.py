@@ -72,7 +72,7 @@ def test_a_student_is_distilled_from_the_runs_own_blessed_teacher(tmp_path):
     assert student["baseline_metrics"]["click"]["auc"] == teacher["metrics"]["click"]["auc"]
     gates_held = student["blessed"] and student["retrieval"]["blessed"] and student["serving_check"]["passed"]
     assert student["pushed"] is gates_held
-    assert "distilled from teacher" in student_run.stderr + student_run.stdout
+    assert json.loads(student_run.stdout)["distillation"]["teacher"] == record["teacher"]  # what the CLI prints
     with open(os.path.join(output_dir, "report.html"), encoding="utf-8") as handle:
         page = handle.read()
     assert "Distilled student" in page and "<th>teacher</th>" in page
