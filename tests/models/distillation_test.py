@@ -172,3 +172,89 @@ def test_the_teacher_answers_raw_examples_with_its_serving_outputs(tmp_path):
     outputs = teacher(tf.constant(examples))
     assert sorted(outputs) == [features.teacher_output("click"), features.teacher_output(features.USER_EMBEDDING)]
     assert np.asarray(outputs[features.teacher_output("click")]) == pytest.approx(_sigmoid(np.array([0.0, 2.0])))
+
+
+# === The Trainer's batches: raw examples through the student's Transform layer and the teacher ===
+
+
+def _raw_examples_file(data_dir: str, path: str) -> list[bytes]:
+    """ExampleGen's output format (GZIP TFRecords of raw tf.Examples) for the small model's data."""
+    from benchmarks import small_model
+
+    serialized = [example.SerializeToString() for example in small_model._examples(data_dir, [])]
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for record in serialized:
+            writer.write(record)
+    return serialized
+
+
+def test_each_batch_holds_the_students_transformed_rows_and_the_teachers_outputs_for_them(exported_model, tmp_path):
+    import tensorflow_transform as tft
+
+    from benchmarks import in_process, small_model
+
+    data_dir, model_dir = exported_model
+    serialized = _raw_examples_file(data_dir, str(tmp_path / "train.gz"))
+    tft_output = tft.TFTransformOutput(os.path.join(os.path.dirname(data_dir), "transform"))
+    teacher = distillation.Teacher(model_dir)
+    batches = list(distillation.dataset([str(tmp_path / "*.gz")], tft_output, 32, shuffle=False, teacher=teacher))
+    assert sum(len(batch[features.ITEM_INDEX]) for batch in batches) == len(serialized)
+    first = batches[0]
+    # The same features and labels as Transform materializes for the rows ...
+    materialized = in_process.transform(tft_output, small_model._examples(data_dir, [])[:32])
+    for name, values in materialized.items():
+        np.testing.assert_array_equal(np.asarray(first[name]), values)
+    # ... and the teacher's serving outputs for those very rows.
+    direct = tf.saved_model.load(model_dir).signatures[features.SERVING_SIGNATURE](
+        examples=tf.constant(serialized[:32]))
+    assert set(teacher.output_names) == set(direct) >= {"click", "rating", features.USER_EMBEDDING}
+    for name, values in direct.items():
+        np.testing.assert_allclose(np.asarray(first[features.teacher_output(name)]), np.asarray(values), rtol=1e-5)
+
+
+def train_mirrored(root: str, model_dir: str) -> None:
+    """Subprocess: a student trained on `dataset` batches under MirroredStrategy over two logical CPUs (the teacher
+    runs inside the input pipeline, whose batches the strategy splits)."""
+    import dataclasses
+    import json
+
+    tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
+                                               [tf.config.LogicalDeviceConfiguration()] * 2)
+    import tensorflow_transform as tft
+
+    from benchmarks import small_model
+    from components.example_gen import input_contract
+    from models import trainer
+    from pipeline import config as config_lib
+
+    tft_output = tft.TFTransformOutput(os.path.join(root, "transform"))
+    files = [os.path.join(root, "train.gz")]
+    catalogue = list(input_contract.read_items(os.path.join(root, "data", input_contract.ITEMS_FILE)).values())
+    config = {**small_model.TRAINER_CONFIG, "training": {**dataclasses.asdict(config_lib.Training()),
+                                                         "distribution": "mirrored"},
+              "distillation": {"teacher": model_dir, **dataclasses.asdict(distillation.Distillation())}}
+    model = trainer.compiled_model(tft_output, config, distillation.dataset(files, tft_output, 64, shuffle=False),
+                                   catalogue)
+    train = distillation.dataset(files, tft_output, 64, shuffle=True, teacher=distillation.Teacher(model_dir))
+    history = model.fit(train, epochs=1, verbose=0).history
+    with open(os.path.join(root, "mirrored.json"), "w", encoding="utf-8") as handle:
+        json.dump({"replicas": model.distribute_strategy.num_replicas_in_sync,
+                   "history": {key: values[-1] for key, values in history.items()}}, handle)
+
+
+def test_a_student_trains_under_a_distribution_strategy(exported_model):
+    import json
+    import subprocess
+    import sys
+
+    data_dir, model_dir = exported_model
+    root = os.path.dirname(data_dir)
+    _raw_examples_file(data_dir, os.path.join(root, "train.gz"))
+    script = f"from tests.models.distillation_test import train_mirrored; train_mirrored({root!r}, {model_dir!r})"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-5000:]
+    with open(os.path.join(root, "mirrored.json"), encoding="utf-8") as handle:
+        trained = json.load(handle)
+    assert trained["replicas"] == 2
+    for task in ("retrieval", "click", "rating"):  # the small model's tasks
+        assert 0 < trained["history"][f"{task}_soft_loss"] < 100
