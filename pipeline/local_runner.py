@@ -296,6 +296,19 @@ def check_input(config: config_lib.RunConfig, data_root: str) -> tuple[input_con
     return checked, resolved
 
 
+def check_teacher(config: config_lib.RunConfig, paths: RunPaths) -> None:
+    """A `latest_blessed` teacher needs a blessed model in this output directory's ML Metadata: refused before
+    anything runs (the Trainer checks again, as it must on Kubeflow)."""
+    if config.distillation.teacher != features.LATEST_BLESSED_TEACHER:
+        return
+    from pipeline import run_summary
+
+    if not run_summary.has_blessed_model(paths.metadata):
+        raise config_lib.ConfigError(
+            f"distillation.teacher: latest_blessed, but {paths.output_dir} has no blessed model yet. Run once without "
+            f"`distillation` to train and bless the teacher, or name a teacher's SavedModel directory")
+
+
 def local_pipeline(config: config_lib.RunConfig, paths: RunPaths, data_root: str) -> Any:
     """The pipeline of `run`: artifacts, staged schema and serving versions under `paths`, ML Metadata in SQLite."""
     from tfx import v1 as tfx
@@ -315,6 +328,7 @@ def run(config: config_lib.RunConfig, verbose: bool = False, progress: bool = Tr
     os.makedirs(paths.output_dir, exist_ok=True)
     if os.path.exists(paths.summary):
         os.remove(paths.summary)  # never leave an older success in place while this run is unfinished
+    check_teacher(config, paths)
     data_root = prepare_data(config, paths)
     files, resolved = check_input(config, data_root)
     if progress:

@@ -74,6 +74,18 @@ def evaluator_baseline(store: mlmd.MetadataStore) -> str | None:
     return store.get_artifacts_by_id(inputs[-1:])[0].uri if inputs else None
 
 
+def has_blessed_model(metadata_path: str) -> bool:
+    """Whether ML Metadata at `metadata_path` holds a Model that an Evaluator blessed: what the latest blessed model
+    Resolver (tfx LatestBlessedModelStrategy) looks for. False where no run has written it yet."""
+    if not os.path.exists(metadata_path):
+        return False
+    store = open_store(metadata_path)
+    blessed = {artifact_property(blessing, "current_model_id")
+               for blessing in store.get_artifacts_by_type("ModelBlessing")
+               if artifact_property(blessing, "blessed") == 1}
+    return any(model.id in blessed for model in store.get_artifacts_by_type("Model"))
+
+
 def split_names(artifact: Any) -> list[str]:
     return json.loads(artifact.properties["split_names"].string_value)
 

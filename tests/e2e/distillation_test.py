@@ -38,14 +38,12 @@ def test_a_student_is_distilled_from_the_runs_own_blessed_teacher(tmp_path):
     student_config = {**teacher_config, "distillation": {
         "teacher": "latest_blessed", "student": {"embedding_dim": 16, "text_encoder": {"mode": "off"}}}}
 
-    # No blessed model yet: the Trainer stops and says what to do; nothing is pushed.
+    # No blessed model yet: refused before anything runs, saying what to do.
     early = _run(student_config, str(tmp_path / "student.yaml"))
     assert early.returncode != 0
-    assert "no blessed model yet. Run it once without `distillation`" in early.stderr
+    assert "has no blessed model yet. Run once without `distillation`" in early.stderr
     assert "Traceback" not in early.stderr
-    failed = _summary(output_dir)
-    assert failed["status"] == "failed" and "no blessed model yet" in failed["error"]
-    assert not os.path.exists(os.path.join(output_dir, "serving"))
+    assert not os.path.exists(os.path.join(output_dir, "pipeline_root"))
 
     teacher_run = _run(teacher_config, str(tmp_path / "teacher.yaml"))
     assert teacher_run.returncode == 0, teacher_run.stderr[-3000:]
