@@ -13,7 +13,9 @@ of their training data.
   top-100 accuracy exists. The students are the same model with embedding_dim 16 and the mean user tower: the id
   tables (25k users, 7.6k videos) are most of the served model's weights and scale with the dimension, and the
   transformer tower and target attention are most of its serving work, so the dimension makes the size target
-  and the tower makes the latency target meaningful.
+  and the tower makes the latency target meaningful. What no student sheds is each SavedModel's serving graph
+  (five signatures, each with the Transform graph, and the vocabularies): several MB on KuaiRand whatever the
+  dimension, a floor under the size ratio that the target measures too.
 Teacher outputs. The teacher is exported first; `models.distillation.Teacher` then runs its `serving_default`
 signature on the serialized raw tf.Examples of every training row (its own Transform graph reads them), and its
 outputs (each ranking task's prediction, the user and item embeddings) become columns named
@@ -203,14 +205,16 @@ def prepare_kuairand(data_dir: str, work_dir: str, settings: Settings, log: Any 
     log(f"transform: {', '.join(f'{name} {len(found)}' for name, found in examples.items())} examples")
     tft_output = in_process.analyze(examples["train"], transform_config, os.path.join(directory, "transform"),
                                     declared, tasks)
-    clicked = 0
+    clicked = {}
     for name, found in examples.items():
         columns = continuous._columns(tft_output, found)
         columns["item_id"] = np.array([e.features.feature[features.ITEM_ID].bytes_list.value[0].decode()
                                        for e in found])
         np.savez(os.path.join(directory, f"{name}.npz"), **columns)
-        if name == "test":
-            clicked = int((columns[features.transformed_label(features.RETRIEVAL_TASK)] > 0.5).sum())
+        clicked[name] = int((columns[features.transformed_label(features.RETRIEVAL_TASK)] > 0.5).sum())
+    if not clicked["validation"] or not clicked["test"]:
+        raise input_contract.InputError(f"{data_dir}: top-100 accuracy needs clicked exposures on the validation day "
+                                        f"and the test days; found {clicked['validation']} and {clicked['test']}")
     items_path = os.path.join(work_dir, "csv", input_contract.ITEMS_FILE)
     catalogue = list(input_contract.read_items(items_path, False, declared).values())
     transformed = trainer.transform_catalogue(tft_output, catalogue, declared)
@@ -218,7 +222,7 @@ def prepare_kuairand(data_dir: str, work_dir: str, settings: Settings, log: Any 
              **{key: np.asarray(value) for key, value in transformed.items()})
     protocol = {"days": {name: f"{found[0]}..{found[-1]}" if found else "" for name, found in split_days.items()},
                 "examples": {name: len(found) for name, found in examples.items()},
-                "top_100_pairs": clicked,
+                "top_100_pairs": clicked["test"],
                 "users": days["users"], "videos": days["videos"],
                 "selection": "top-100 accuracy + mean AUC of the binary tasks on the validation day"}
     raw = {"train": tuple(os.path.join(continuous._days_dir(work_dir), f"{day}.tfrecord")
@@ -250,9 +254,9 @@ def model_config(prepared: Prepared, options: dict[str, Any], text: bool, settin
         result["model"] = {**result["model"], **options, "tasks": [*retrieval, *result["model"]["tasks"]]}
     if distillation is not None:
         soft_weight, temperature = distillation
-        # The teacher is named for the record only: the benchmark gives the student the teacher's outputs itself.
-        result["distillation"] = {"teacher": "benchmark", "hard_weight": settings.hard_weight,
-                                  "soft_weight": soft_weight, "temperature": temperature}
+        # No teacher path: the student's training columns already hold the teacher's outputs.
+        result["distillation"] = {"hard_weight": settings.hard_weight, "soft_weight": soft_weight,
+                                  "temperature": temperature}
     return result
 
 
@@ -366,30 +370,34 @@ def best_epoch(dataset: str, result: dict[str, Any]) -> tuple[int, float]:
 
 # === Teacher outputs ===
 
-def add_teacher_outputs(prepared: Prepared, split: str, teacher_dir: str) -> dict[str, Any]:
-    """Runs in a fresh process: the teacher's outputs for every row of `split`, from its raw examples, written with
-    the split's columns as SPLIT_distilled.npz. The raw examples' item ids must be the columns' own, row by row."""
+def add_teacher_outputs(prepared: Prepared, teachers: dict[str, str]) -> list[dict[str, Any]]:
+    """Runs in a fresh process: for each split of `teachers` (split -> the teacher's SavedModel directory), the
+    teacher's outputs for every row, from the split's raw examples, written with its columns as SPLIT_distilled.npz.
+    The raw examples' item ids must be the columns' own, row by row."""
     import tensorflow as tf
 
     from models.distillation import Teacher
 
-    teacher = Teacher(teacher_dir)
-    columns = movielens._load(prepared.directory, split)
-    outputs: dict[str, list[np.ndarray]] = collections.defaultdict(list)
-    item_ids = []
-    started = time.perf_counter()
     spec = {features.ITEM_ID: tf.io.FixedLenFeature([], tf.string)}
-    for batch in tf.data.TFRecordDataset(list(prepared.raw[split])).batch(TEACHER_BATCH):
-        item_ids.append(tf.io.parse_example(batch, spec)[features.ITEM_ID].numpy().astype(str))
-        for name, value in teacher(batch).items():
-            outputs[name].append(np.asarray(value))
-    seconds = time.perf_counter() - started
-    if not np.array_equal(np.concatenate(item_ids), columns["item_id"].astype(str)):
-        raise RuntimeError(f"the raw examples of {split} are not its transformed rows, row by row")
-    teacher_columns = {name: np.concatenate(values) for name, values in outputs.items()}
-    np.savez(os.path.join(prepared.directory, f"{split}_distilled.npz"), **columns, **teacher_columns)
-    return {"split": split, "rows": len(columns["item_id"]), "columns": sorted(teacher_columns),
-            "teacher": teacher_dir, "seconds": seconds}
+    result = []
+    for split, teacher_dir in teachers.items():
+        teacher = Teacher(teacher_dir)
+        columns = movielens._load(prepared.directory, split)
+        outputs: dict[str, list[np.ndarray]] = collections.defaultdict(list)
+        item_ids = []
+        started = time.perf_counter()
+        for batch in tf.data.TFRecordDataset(list(prepared.raw[split])).batch(TEACHER_BATCH):
+            item_ids.append(tf.io.parse_example(batch, spec)[features.ITEM_ID].numpy().astype(str))
+            for name, value in teacher(batch).items():
+                outputs[name].append(np.asarray(value))
+        seconds = time.perf_counter() - started
+        if not np.array_equal(np.concatenate(item_ids), columns["item_id"].astype(str)):
+            raise RuntimeError(f"the raw examples of {split} are not its transformed rows, row by row")
+        teacher_columns = {name: np.concatenate(values) for name, values in outputs.items()}
+        np.savez(os.path.join(prepared.directory, f"{split}_distilled.npz"), **columns, **teacher_columns)
+        result.append({"split": split, "rows": len(columns["item_id"]), "columns": sorted(teacher_columns),
+                       "teacher": teacher_dir, "seconds": seconds})
+    return result
 
 
 # === Latency ===
@@ -459,18 +467,20 @@ def run(data_dir: str, work_dir: str, settings: Settings | None = None, log: Any
 
 def _select(prepared: Prepared, name: str, config: dict[str, Any], fit: str, settings: Settings,
             log: Any) -> dict[str, Any]:
-    """A per-epoch run on the fit split, measured on validation; the result with its chosen epochs and score."""
+    """A per-epoch run on the fit split, measured on validation: the chosen epochs, their score and every epoch's
+    figures."""
     log(f"select: {name}")
     result = run_job(Job(name, prepared, config, fit, "validation", settings.max_epochs(prepared.dataset),
                          per_epoch=True), settings)
     epochs, score = best_epoch(prepared.dataset, result)
     log("  validation top-100 per epoch: " + ", ".join(f"{e['top_100_accuracy']:.3f}" for e in result["epochs"])
         + f"; chosen {epochs} epochs (score {score:.4f})")
-    return {**result, "chosen_epochs": epochs, "score": score}
+    return {"epochs": epochs, "validation_score": score, "validation_per_epoch": result["epochs"]}
 
 
 def _final(prepared: Prepared, name: str, config: dict[str, Any], train: str, epochs: int, export_dir: str,
            settings: Settings, log: Any) -> dict[str, Any]:
+    """The model trained for `epochs` on `train`, measured on the test split and exported to `export_dir`."""
     log(f"train: {name} ({epochs} epochs), export")
     result = run_job(Job(name, prepared, config, train, "test", epochs, export_dir=export_dir), settings)
     found = result["metrics"]
@@ -479,50 +489,56 @@ def _final(prepared: Prepared, name: str, config: dict[str, Any], train: str, ep
     return result
 
 
+def _teacher(prepared: Prepared, export_dir: str, models_dir: str, settings: Settings, log: Any
+             ) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """(selection, final result, outputs) of the teacher: chosen, trained and exported, and its outputs added to
+    the students' training splits; where selection trains on a split of its own (ML-100K), that split's outputs
+    come from a teacher trained on it alone."""
+    options = settings.movielens_teacher if prepared.dataset == MOVIELENS else settings.kuairand_teacher
+    config = model_config(prepared, options, prepared.dataset == MOVIELENS, settings)
+    selection = _select(prepared, TEACHER, config, prepared.fit, settings, log)
+    final = _final(prepared, TEACHER, config, "train", selection["epochs"], export_dir, settings, log)
+    teachers = {"train": export_dir}
+    if prepared.fit != "train":
+        log("train: the teacher on the fit split, the distilled student's teacher during selection")
+        teachers[prepared.fit] = os.path.join(models_dir, "teacher-fit", "1")
+        fitted = run_job(Job("teacher (fit split)", prepared, config, prepared.fit, "validation",
+                             selection["epochs"], export_dir=teachers[prepared.fit]), settings)
+        selection["fit_split_teacher_validation"] = fitted["metrics"]
+    log(f"teacher outputs: {', '.join(teachers)}")
+    return selection, final, process.run_isolated(add_teacher_outputs, prepared, teachers).result
+
+
+def _distilled(prepared: Prepared, export_dir: str, settings: Settings, log: Any
+               ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(selection, final result) of the distilled student: its epochs, soft weight and temperature chosen
+    together on validation."""
+    candidates = []
+    for soft_weight, temperature in settings.grid:
+        config = model_config(prepared, settings.student, False, settings, (soft_weight, temperature))
+        chosen = _select(prepared, f"{DISTILLED}, soft weight {soft_weight}, temperature {temperature}", config,
+                         f"{prepared.fit}_distilled", settings, log)
+        candidates.append(({"soft_weight": soft_weight, "temperature": temperature, **chosen}, config))
+    best, config = max(candidates, key=lambda candidate: candidate[0]["validation_score"])
+    selection = {**{key: best[key] for key in ("soft_weight", "temperature", "epochs", "validation_score")},
+                 "candidates": [candidate for candidate, _ in candidates]}
+    return selection, _final(prepared, DISTILLED, config, "train_distilled", best["epochs"], export_dir, settings,
+                             log)
+
+
 def run_prepared(prepared: Prepared, work_dir: str, settings: Settings, log: Any = print) -> dict[str, Any]:
     """Teacher, label-only student, distilled student on a prepared dataset; their latencies; the report."""
     models_dir = os.path.join(work_dir, "models")
     roots = {name: os.path.join(models_dir, ROLES[name]) for name in (TEACHER, LABEL_ONLY, DISTILLED)}
-    teacher_options = settings.movielens_teacher if prepared.dataset == MOVIELENS else settings.kuairand_teacher
-    teacher_config = model_config(prepared, teacher_options, prepared.dataset == MOVIELENS, settings)
-    selection: dict[str, Any] = {}
-    chosen = _select(prepared, TEACHER, teacher_config, prepared.fit, settings, log)
-    selection[TEACHER] = _selection(chosen)
-    finals = {TEACHER: _final(prepared, TEACHER, teacher_config, "train", chosen["chosen_epochs"],
-                              os.path.join(roots[TEACHER], "1"), settings, log)}
-    teachers = {"train": os.path.join(roots[TEACHER], "1")}
-    if prepared.fit != "train":
-        log("train: the teacher on the fit split, the distilled student's teacher during selection")
-        fit_teacher = os.path.join(models_dir, "teacher-fit", "1")
-        fitted = run_job(Job("teacher (fit split)", prepared, teacher_config, prepared.fit, "validation",
-                             chosen["chosen_epochs"], export_dir=fit_teacher), settings)
-        selection[TEACHER]["fit_split_teacher_validation"] = fitted["metrics"]
-        teachers[prepared.fit] = fit_teacher
-    teacher_outputs = []
-    for split, teacher_dir in teachers.items():
-        log(f"teacher outputs: {split}")
-        teacher_outputs.append(process.run_isolated(add_teacher_outputs, prepared, split, teacher_dir).result)
-
+    selection, finals = {}, {}
+    selection[TEACHER], finals[TEACHER], teacher_outputs = _teacher(
+        prepared, os.path.join(roots[TEACHER], "1"), models_dir, settings, log)
     student = model_config(prepared, settings.student, False, settings)
-    chosen = _select(prepared, LABEL_ONLY, student, prepared.fit, settings, log)
-    selection[LABEL_ONLY] = _selection(chosen)
-    finals[LABEL_ONLY] = _final(prepared, LABEL_ONLY, student, "train", chosen["chosen_epochs"],
+    selection[LABEL_ONLY] = _select(prepared, LABEL_ONLY, student, prepared.fit, settings, log)
+    finals[LABEL_ONLY] = _final(prepared, LABEL_ONLY, student, "train", selection[LABEL_ONLY]["epochs"],
                                 os.path.join(roots[LABEL_ONLY], "1"), settings, log)
-    candidates = []
-    for soft_weight, temperature in settings.grid:
-        config = model_config(prepared, settings.student, False, settings, (soft_weight, temperature))
-        result = _select(prepared, f"{DISTILLED}, soft weight {soft_weight}, temperature {temperature}", config,
-                         f"{prepared.fit}_distilled", settings, log)
-        candidates.append({**_selection(result), "soft_weight": soft_weight, "temperature": temperature,
-                           "config": config})
-    best = max(candidates, key=lambda candidate: candidate["validation_score"])
-    selection[DISTILLED] = {"soft_weight": best["soft_weight"], "temperature": best["temperature"],
-                            "epochs": best["epochs"], "validation_score": best["validation_score"],
-                            "candidates": [{key: value for key, value in candidate.items() if key != "config"}
-                                           for candidate in candidates]}
-    finals[DISTILLED] = _final(prepared, DISTILLED, best["config"], "train_distilled", best["epochs"],
-                               os.path.join(roots[DISTILLED], "1"), settings, log)
-
+    selection[DISTILLED], finals[DISTILLED] = _distilled(prepared, os.path.join(roots[DISTILLED], "1"), settings,
+                                                         log)
     log(f"latency: retrieve and rank, {settings.requests} requests per path and model, in process and over HTTP")
     latency = process.run_isolated(measure_latency, prepared, roots, settings.requests).result
     models = [row(name, finals[name], latency[name], selection[name]) for name in (TEACHER, LABEL_ONLY, DISTILLED)]
@@ -532,11 +548,6 @@ def run_prepared(prepared: Prepared, work_dir: str, settings: Settings, log: Any
               "ratios": ratios(models)}
     report["targets"] = targets(report)
     return report
-
-
-def _selection(result: dict[str, Any]) -> dict[str, Any]:
-    return {"epochs": result["chosen_epochs"], "validation_score": result["score"],
-            "validation_per_epoch": result["epochs"]}
 
 
 def row(name: str, result: dict[str, Any], latency: dict[str, dict[str, float]], chosen: dict[str, Any]
@@ -600,7 +611,8 @@ def markdown(report: dict[str, Any]) -> str:
              f"turn. Every figure below comes from the same run ({report['machine']}).", "",
              f"| model | top-100 | {rmse} | " + " | ".join(
                  f"{task} AUC{' / GAUC' if gauc else ''}" for task in binary)
-             + " | size MB | retrieve p50 ms | rank p50 ms | train s | peak MB |",
+             + " | size MB | retrieve p50 ms (in process / HTTP) | rank p50 ms (in process / HTTP) | train s "
+             "| peak MB |",
              "|---" * (len(binary) + 8) + "|"]
     for model in models:
         aucs = [f"{model['auc'][task]:.4f}" + (f" / {model['gauc'][task]:.4f}" if gauc else "") for task in binary]
