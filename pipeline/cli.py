@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
                                             "retrieval-gate", "distillation"])
     benchmark.add_argument("--data", help="movielens: directory of the GroupLens ML-100K files, or of events.csv "
                                           "and items.csv in the CSV contract; kuairand, continuous: of the "
-                                          "KuaiRand-Pure files")
+                                          "KuaiRand-Pure files; distillation: either (found by its files)")
     benchmark.add_argument("--output", default="benchmarks/results")
     benchmark.add_argument("--requests", type=int, default=200, help="timed requests per measurement")
     benchmark.add_argument("--sizes", type=_sizes, help="scale: events per size, e.g. 100000,1000000,5000000 "
