@@ -285,6 +285,7 @@ def train_job(job: Job, settings: Settings) -> dict[str, Any]:
     import tensorflow_transform as tft
 
     from models import export, trainer
+    from pipeline import run_summary
 
     tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
     keras.utils.set_random_seed(settings.seed)
@@ -311,18 +312,13 @@ def train_job(job: Job, settings: Settings) -> dict[str, Any]:
               "examples_per_second": len(train["item_id"]) * job.epochs / train_seconds}
     if job.export_dir:
         export.save_serving_model(model, tft_output, items, job.export_dir, prepared.users(), list(prepared.declared))
-        result["size_bytes"] = directory_bytes(job.export_dir)
+        result["size_bytes"] = run_summary.directory_bytes(job.export_dir)
     return result
 
 
 def run_job(job: Job, settings: Settings) -> dict[str, Any]:
     """`train_job` in a new process, so each model's peak memory is its own."""
     return process.run_with_peak(train_job, job, settings)
-
-
-def directory_bytes(path: str) -> int:
-    """Bytes of every file under `path`."""
-    return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)
 
 
 # === Metrics ===

@@ -69,12 +69,16 @@ def write_record(artifact_dir: str, teacher_path: str, settings: Distillation, s
         json.dump(record, handle, indent=2)
 
 
+def _holds_saved_model(directory: str) -> bool:
+    return tf.io.gfile.exists(os.path.join(directory, "saved_model.pb"))
+
+
 def resolve_teacher(teacher: str, base_model: str | None) -> str:
     """The teacher's SavedModel directory. `teacher`: a SavedModel path, or "latest_blessed", for which
     `base_model` is the pipeline's latest blessed model (fn_args.base_model); when that model is a student, the
     teacher it learnt from."""
     if teacher != features.LATEST_BLESSED_TEACHER:
-        if not tf.io.gfile.exists(os.path.join(teacher, "saved_model.pb")):
+        if not _holds_saved_model(teacher):
             raise TeacherError(f"distillation.teacher: {teacher!r} holds no SavedModel (saved_model.pb); name the "
                                f"directory of an mtrec serving model, e.g. a version under the serving directory")
         return teacher
@@ -85,7 +89,7 @@ def resolve_teacher(teacher: str, base_model: str | None) -> str:
     record = read_record(artifact_dir(base_model))
     if record is None:
         return base_model
-    if not tf.io.gfile.exists(os.path.join(record["teacher"], "saved_model.pb")):
+    if not _holds_saved_model(record["teacher"]):
         raise TeacherError(f"distillation.teacher: the latest blessed model ({base_model}) is a student whose "
                            f"teacher, {record['teacher']}, is gone; name a teacher's SavedModel directory")
     return record["teacher"]

@@ -22,7 +22,13 @@ from models.features import Feature
 from pipeline import beam_options
 from pipeline.data.synthetic import SyntheticConfig
 
-_URI = re.compile(r"^[a-z][a-z0-9+.-]*://")  # gs://..., s3://...: checked where the pipeline runs, not here
+_URI = re.compile(r"^[a-z][a-z0-9+.-]*://")
+
+
+def is_uri(path: str) -> bool:
+    """Whether `path` is a URI (gs://..., s3://...) rather than a local or mounted path: read through tf.io.gfile
+    where the pipeline runs, so not checked here."""
+    return bool(_URI.match(path))
 
 
 class ConfigError(ValueError):
@@ -669,7 +675,7 @@ def _check_distillation(config: RunConfig, problems: list[str]) -> None:
     if not distillation.enabled:
         return
     teacher = distillation.teacher
-    if teacher != features.LATEST_BLESSED_TEACHER and not _URI.match(teacher) and not os.path.isfile(
+    if teacher != features.LATEST_BLESSED_TEACHER and not is_uri(teacher) and not os.path.isfile(
             os.path.join(teacher, "saved_model.pb")):
         problems.append(f"distillation.teacher: {teacher!r} is neither {features.LATEST_BLESSED_TEACHER!r} nor the "
                         f"directory of a SavedModel (saved_model.pb), e.g. a version under a serving directory")

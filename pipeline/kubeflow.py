@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from typing import Any
 
 from models import features
@@ -29,7 +28,6 @@ YAML_SUFFIXES = (".yaml", ".yml")
 ENTRYPOINT_MODULE = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
 # The pipeline parameter that sets the last day of a partitioned input's window (see `build`).
 DATA_DAY_PARAMETER = "data_day"
-_URI = re.compile(r"^[a-z][a-z0-9+.-]*://")
 
 
 class CompileError(config_lib.ConfigError):
@@ -74,7 +72,7 @@ def options(config: config_lib.RunConfig, image: str, pipeline_root: str, data_r
     if platform == "kfp" and config.distillation.teacher == features.LATEST_BLESSED_TEACHER:
         problems.append("distillation.teacher: open-source Kubeflow Pipelines cannot run the Resolver that finds the "
                         "latest blessed model; name the teacher's SavedModel directory, or use --platform vertex")
-    if not (_URI.match(pipeline_root) or os.path.isabs(pipeline_root)):
+    if not (config_lib.is_uri(pipeline_root) or os.path.isabs(pipeline_root)):
         problems.append(f"--pipeline-root: {pipeline_root!r} must be shared storage that every pod reads: a URI "
                         f"such as gs://bucket/dir or an absolute path on a mounted volume")
     if data_root is None and config.data.source == "csv":
@@ -83,7 +81,7 @@ def options(config: config_lib.RunConfig, image: str, pipeline_root: str, data_r
         problems.append(f"--data-root: required, because the pods cannot read the {config.data.source!r} data "
                         f"that `mtrec run` prepares locally; write it with `mtrec generate` or `mtrec "
                         f"convert-movielens` to shared storage and pass that directory (or use data.source: csv)")
-    if serving_dir is None and _URI.match(pipeline_root):
+    if serving_dir is None and config_lib.is_uri(pipeline_root):
         problems.append("--serving-dir: required when the pipeline root is a URI: the absolute path where every "
                         "pod mounts the serving storage (e.g. /gcs/BUCKET/serving on Vertex AI)")
     elif serving_dir is None:

@@ -271,7 +271,7 @@ def build_pipeline(config: config_lib.RunConfig, data_root: str, pipeline_root: 
 def teacher_location(teacher: str) -> str:
     """`distillation.teacher` as the Trainer reads it: "latest_blessed", a URI, or an absolute path (a relative one
     is the working directory's)."""
-    if teacher == features.LATEST_BLESSED_TEACHER or "://" in teacher:
+    if teacher == features.LATEST_BLESSED_TEACHER or config_lib.is_uri(teacher):
         return teacher
     return os.path.abspath(teacher)
 

@@ -227,24 +227,27 @@ def warm_start_report(model_run_uri: str) -> dict[str, Any] | None:
         return json.load(handle)
 
 
+def directory_bytes(path: str) -> int:
+    """Bytes of every file under the local directory `path`."""
+    return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names)
+
+
 def _megabytes(directory: str) -> float | None:
     """The size on disk of a local directory's files; None where it is not a local directory (gs://...)."""
-    if not os.path.isdir(directory):
-        return None
-    return round(sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(directory)
-                     for name in names) / 2**20, 2)
+    return round(directory_bytes(directory) / 2**20, 2) if os.path.isdir(directory) else None
 
 
 def distillation_report(model_uri: str) -> dict[str, Any] | None:
     """A student's teacher and settings (models/distillation.RECORD_FILE), with both SavedModels' sizes in MB and
     the teacher's Model artifact directory; None for a model trained without a teacher."""
-    from models import distillation
+    from tfx.utils import path_utils
+
+    from models import distillation, warm_start
 
     record = distillation.read_record(model_uri)
     if record is None:
         return None
-    teacher_artifact = os.path.dirname(record["teacher"].rstrip("/"))
-    from tfx.utils import path_utils
+    teacher_artifact = warm_start.artifact_dir(record["teacher"])
 
     return {**record, "student_mb": _megabytes(path_utils.serving_model_path(model_uri)),
             "teacher_mb": _megabytes(record["teacher"]), "teacher_artifact": teacher_artifact}
